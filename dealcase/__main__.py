@@ -1,0 +1,5 @@
+import sys
+
+from dealcase.cli import main
+
+sys.exit(main())

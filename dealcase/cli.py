@@ -1,0 +1,179 @@
+"""``python -m dealcase``: every number of the app, from the command line.
+
+Reports go to standard output in the chosen ``--format``; progress and
+warnings go to standard error; a failure exits non-zero with one line that
+says what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from dealcase import store
+from dealcase.errors import DealCaseError
+from dealcase.periods import parse_date
+from dealcase.report import emit
+
+logger = logging.getLogger("dealcase")
+
+FORMATS = ("table", "json", "csv")
+
+
+def _date(text: str):
+    try:
+        return parse_date(text)
+    except DealCaseError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _quarter_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dealcase",
+        description="Forecast ranges and slip analysis from deals and their cases.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_text: str, reports: bool = True):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--db", type=Path, help="database file")
+        if reports:
+            sub.add_argument("--format", choices=FORMATS, default="table")
+        return sub
+
+    demo = add("demo", "build the demo database (synthetic company)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--scale", type=float, default=1.0, help="fraction of the full size"
+    )
+    demo.add_argument("--today", type=_date, help="the demo's present (ISO date)")
+
+    imp = add("import", "import deals from CRM exports or any table")
+    imp.add_argument(
+        "--source", choices=("salesforce", "hubspot", "table"), required=True
+    )
+    imp.add_argument("--mapping", type=Path, help="TOML mapping for --source table")
+    imp.add_argument("--history", type=Path, help="OpportunityHistory export")
+    imp.add_argument("--rates", type=Path, help="currency rates (CSV)")
+    imp.add_argument("--date-order", choices=("dmy", "mdy"))
+    imp.add_argument("files", nargs="*", type=Path)
+
+    train = add("train", "train the close-likelihood model")
+    train.add_argument("--as-of", type=_date)
+
+    evaluate = add("evaluate", "model quality against baselines")
+    evaluate.add_argument("--cv", type=int, help="K-fold cross-validation")
+    evaluate.add_argument(
+        "--holdout-from", type=_date, help="train before this date, test after"
+    )
+
+    forecast = add("forecast", "quarter-end forecast range")
+    forecast.add_argument("--quarter", required=True)
+    forecast.add_argument("--as-of", type=_date)
+    forecast.add_argument("--by", choices=("team", "owner", "segment"))
+    forecast.add_argument("--seed", type=int, default=0)
+    forecast.add_argument("--draws", type=int, default=10_000)
+
+    backtest = add("backtest", "forecast past quarters as they stood, and score it")
+    backtest.add_argument("--quarters", type=_quarter_list)
+    backtest.add_argument("--seed", type=int, default=0)
+
+    deals = add("deals", "open deals with likelihood, slip risk and red flags")
+    deals.add_argument("--quarter", required=True)
+    deals.add_argument("--as-of", type=_date)
+
+    changes = add("changes", "what changed in the pipeline between two dates")
+    changes.add_argument("--from", dest="start", type=_date, required=True)
+    changes.add_argument("--to", dest="end", type=_date, required=True)
+    changes.add_argument("--quarter")
+    changes.add_argument("--team")
+
+    slips = add("slips", "slipped deals and what drives slips")
+    slips.add_argument("--quarter", required=True)
+    slips.add_argument("--team")
+
+    case = add("case", "export or import business-case answers as CSV")
+    case.add_argument("action", choices=("export", "import"))
+    case.add_argument("file", type=Path)
+    return parser
+
+
+# command -> (module, function, keyword arguments taken from the namespace)
+COMMANDS = {
+    "demo": ("dealcase.demo", "build_demo", ("seed", "scale", "today")),
+    "import": (
+        "dealcase.importing",
+        "import_files",
+        ("source", "files", "mapping", "history", "rates", "date_order"),
+    ),
+    "train": ("dealcase.model", "train_model", ("as_of",)),
+    "evaluate": ("dealcase.model", "evaluate_model", ("cv", "holdout_from")),
+    "forecast": (
+        "dealcase.forecast",
+        "forecast_report",
+        ("quarter", "as_of", "by", "seed", "draws"),
+    ),
+    "backtest": ("dealcase.backtest", "backtest_report", ("quarters", "seed")),
+    "deals": ("dealcase.deals", "deals_report", ("quarter", "as_of")),
+    "changes": (
+        "dealcase.slips",
+        "changes_report",
+        ("start", "end", "quarter", "team"),
+    ),
+    "slips": ("dealcase.slips", "slips_report", ("quarter", "team")),
+}
+
+
+def _run(args: argparse.Namespace):
+    if args.command == "case":
+        module = importlib.import_module("dealcase.case")
+        function = getattr(module, f"{args.action}_case")
+        with store.connect(args.db) as con:
+            return function(con, args.file)
+
+    module_name, function_name, names = COMMANDS[args.command]
+    function = getattr(importlib.import_module(module_name), function_name)
+    kwargs = {name: getattr(args, name) for name in names}
+    read_only = args.command in {"evaluate", "backtest", "deals", "changes", "slips"}
+    if read_only and not store.database_path(args.db).exists():
+        raise store.StoreError(
+            f"{store.database_path(args.db)} does not exist; "
+            "build it with 'python -m dealcase demo' or import your deals"
+        )
+    with store.connect(args.db) as con:
+        return function(con, **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        report = _run(args)
+    except DealCaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: one line for the user, details in -v
+        logger.debug("unexpected failure", exc_info=True)
+        print(
+            f"error: unexpected {type(error).__name__}: {error} "
+            "(run with -v for details)",
+            file=sys.stderr,
+        )
+        return 3
+    emit(report, getattr(args, "format", "table"))
+    return 0

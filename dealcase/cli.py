@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--history", type=Path, help="OpportunityHistory export")
     imp.add_argument("--rates", type=Path, help="currency rates (CSV)")
     imp.add_argument("--date-order", choices=("dmy", "mdy"))
+    imp.add_argument(
+        "--snapshot-date",
+        type=_date,
+        help="the day the export was taken (default: today)",
+    )
     imp.add_argument("files", nargs="*", type=Path)
 
     train = add("train", "train the close-likelihood model")
@@ -112,7 +117,15 @@ COMMANDS = {
     "import": (
         "dealcase.importing",
         "import_files",
-        ("source", "files", "mapping", "history", "rates", "date_order"),
+        (
+            "source",
+            "files",
+            "mapping",
+            "history",
+            "rates",
+            "date_order",
+            "snapshot_date",
+        ),
     ),
     "train": ("dealcase.model", "train_model", ("as_of",)),
     "evaluate": ("dealcase.model", "evaluate_model", ("cv", "holdout_from")),

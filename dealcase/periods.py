@@ -105,3 +105,12 @@ def fiscal_start_month(con) -> int:
         "SELECT value FROM meta WHERE key = 'fiscal_year_start_month'"
     ).fetchone()
     return int(row[0]) if row else 1
+
+
+def resolve_as_of(con, as_of: dt.date | str | None) -> dt.date:
+    """``as_of`` as a date; when None, the data's present (meta ``today``), else
+    the calendar's today."""
+    if as_of is not None:
+        return parse_date(as_of)
+    row = con.execute("SELECT value FROM meta WHERE key = 'today'").fetchone()
+    return parse_date(row[0]) if row and row[0] else dt.date.today()

@@ -13,6 +13,7 @@ open, inside one transaction per step, and never downgraded.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -352,3 +353,33 @@ def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
 def is_empty(con: duckdb.DuckDBPyConnection) -> bool:
     """True when the database holds no deals yet."""
     return con.execute("SELECT count(*) FROM deals").fetchone()[0] == 0
+
+
+COUNTED_TABLES = ("deals", "deal_history", "case_answers", "stakeholders", "targets")
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows in the main tables (deals, history versions, answers, ...)."""
+    return {
+        table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table in COUNTED_TABLES
+    }
+
+
+def import_history(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Every import, newest first: ``import_id, started_at, source, files``
+    (list of paths) and ``summary`` (the import's summary document)."""
+    rows = con.execute(
+        "SELECT import_id, started_at, source, files, summary FROM imports "
+        "ORDER BY started_at DESC, import_id DESC"
+    ).fetchall()
+    return [
+        {
+            "import_id": import_id,
+            "started_at": started_at,
+            "source": source,
+            "files": json.loads(files) if files else [],
+            "summary": json.loads(summary) if summary else {},
+        }
+        for import_id, started_at, source, files, summary in rows
+    ]

@@ -1,0 +1,257 @@
+"""What every importer hands to the writer: deals in their current state, the
+versions the source knows of, and what was noticed on the way.
+
+A source module (table, Salesforce, HubSpot) turns files into one
+:class:`DealBatch`; :func:`dealcase.importing.writer.write_batch` stores it.
+Keeping the two apart means every source gets the same upsert, history and
+idempotency rules, and a preview can show a batch without writing it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+# Columns of DealBatch.deals, in the order of the ``deals`` table.
+DEAL_COLUMNS = [
+    "deal_id",
+    "name",
+    "account",
+    "owner",
+    "team",
+    "segment",
+    "stage",
+    "forecast_category",
+    "amount",
+    "amount_original",
+    "currency",
+    "amount_estimated",
+    "probability",
+    "created_on",
+    "close_date",
+    "closed_on",
+    "outcome",
+    "next_step",
+    "source",
+    "attributes",
+]
+
+# Columns of DealBatch.versions, as in ``deal_history``.
+VERSION_COLUMNS = [
+    "deal_id",
+    "valid_from",
+    "stage",
+    "amount",
+    "close_date",
+    "forecast_category",
+    "probability",
+    "outcome",
+    "source",
+]
+
+# The moving fields: a deal whose values differ here has a new version.
+STATE_FIELDS = [
+    "stage",
+    "amount",
+    "close_date",
+    "forecast_category",
+    "probability",
+    "outcome",
+]
+
+TEXT_FIELDS = [
+    "deal_id",
+    "name",
+    "account",
+    "owner",
+    "team",
+    "segment",
+    "stage",
+    "forecast_category",
+    "currency",
+    "outcome",
+    "next_step",
+    "source",
+    "attributes",
+]
+MONEY_FIELDS = ["amount", "amount_original"]
+DATE_FIELDS = ["created_on", "close_date", "closed_on"]
+
+
+@dataclass
+class SkippedRows:
+    """Rows left out of an import for one reason, with their file lines."""
+
+    reason: str
+    file: str
+    lines: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "reason": self.reason,
+            "file": self.file,
+            "count": len(self.lines),
+            "lines": list(self.lines),
+        }
+
+
+@dataclass
+class DealBatch:
+    """Deals read from one source, ready to be written.
+
+    Attributes
+    ----------
+    source : str
+        ``salesforce``, ``hubspot``, ``table`` or a dataset name; stored in
+        ``deals.source`` and ``deal_history.source``.
+    deals : pandas.DataFrame
+        One row per deal with :data:`DEAL_COLUMNS`, in the source's currency
+        until :func:`dealcase.importing.rates.convert_amounts` runs.
+        ``attributes`` is JSON text.
+    versions : pandas.DataFrame
+        Versions the source knows of (its own history, or versions derived
+        from its dates), :data:`VERSION_COLUMNS` and ``derived`` (see
+        :func:`conform_versions`); ``valid_from`` a naive timestamp. Empty
+        when the source has none.
+    has_dates : bool
+        False for sources without any date (IBM win-loss): then no history is
+        written at all, only deals.
+    today : datetime.date or None
+        The data's present: the latest date seen in it.
+    stages : pandas.DataFrame
+        ``stage, sort_order, default_probability, is_closed, is_won``.
+    meta : dict
+        Values for the ``meta`` table (``dataset``, ``currency``, ...).
+    rows_read : int
+        Data rows read from the main file (not companions or history).
+    skipped : list of SkippedRows
+    warnings : list of str
+    notes : dict
+        Further summary fields of this source (duplicates collapsed, ...).
+    """
+
+    source: str
+    deals: pd.DataFrame
+    versions: pd.DataFrame
+    has_dates: bool = True
+    today: dt.date | None = None
+    stages: pd.DataFrame = field(default_factory=lambda: empty_stages())
+    meta: dict = field(default_factory=dict)
+    rows_read: int = 0
+    history_rows_read: int = 0
+    skipped: list[SkippedRows] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: dict = field(default_factory=dict)
+    mapping: dict | None = None
+
+
+def empty_stages() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "stage": pd.Series([], dtype="str"),
+            "sort_order": pd.Series([], dtype="int64"),
+            "default_probability": pd.Series([], dtype="float64"),
+            "is_closed": pd.Series([], dtype="bool"),
+            "is_won": pd.Series([], dtype="bool"),
+        }
+    )
+
+
+def empty_versions() -> pd.DataFrame:
+    frame = pd.DataFrame({name: [] for name in VERSION_COLUMNS})
+    return conform_versions(frame)
+
+
+def conform_deals(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give a deals frame exactly :data:`DEAL_COLUMNS` with stable dtypes."""
+    frame = frame.copy()
+    for name in DEAL_COLUMNS:
+        if name not in frame.columns:
+            frame[name] = None
+    frame = frame[DEAL_COLUMNS]
+    for name in TEXT_FIELDS:
+        frame[name] = _text(frame[name])
+    frame["attributes"] = frame["attributes"].fillna("{}")
+    for name in MONEY_FIELDS + ["probability"]:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    for name in DATE_FIELDS:
+        frame[name] = _dates(frame[name])
+    frame["amount_estimated"] = frame["amount_estimated"].fillna(False).astype(bool)
+    frame["outcome"] = frame["outcome"].fillna("open")
+    return frame.reset_index(drop=True)
+
+
+def conform_versions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give a versions frame :data:`VERSION_COLUMNS` plus ``derived``.
+
+    ``derived`` (bool) marks versions an importer made up from dates (a
+    creation or closing version) rather than read from the source's history;
+    the writer does not let them reach back before a deal's stored history.
+    """
+    frame = frame.copy()
+    for name in VERSION_COLUMNS:
+        if name not in frame.columns:
+            frame[name] = None
+    if "derived" not in frame.columns:
+        frame["derived"] = False
+    frame = frame[VERSION_COLUMNS + ["derived"]]
+    frame["derived"] = frame["derived"].fillna(False).astype(bool)
+    for name in ("deal_id", "stage", "forecast_category", "outcome", "source"):
+        frame[name] = _text(frame[name])
+    frame["valid_from"] = pd.to_datetime(frame["valid_from"]).astype("datetime64[us]")
+    frame["amount"] = pd.to_numeric(frame["amount"], errors="coerce").astype("float64")
+    frame["probability"] = pd.to_numeric(frame["probability"], errors="coerce").astype(
+        "float64"
+    )
+    frame["close_date"] = _dates(frame["close_date"])
+    frame["outcome"] = frame["outcome"].fillna("open")
+    return frame.reset_index(drop=True)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    values = pd.Series(values, dtype="object")
+    cleaned = [
+        None
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
+        else (str(v).strip() or None)
+        for v in values
+    ]
+    return pd.Series(cleaned, index=values.index, dtype="str")
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Dates as ``datetime64[s]`` at midnight (NaT when unknown)."""
+    return (
+        pd.to_datetime(pd.Series(values), errors="coerce")
+        .dt.normalize()
+        .astype("datetime64[s]")
+    )
+
+
+def attributes_json(frame: pd.DataFrame, names: dict[str, str]) -> pd.Series:
+    """JSON objects of text from columns of ``frame``.
+
+    ``names`` maps the attribute's name to the column holding it. Empty cells
+    are left out of the object, so an attribute is present only when known.
+    """
+    if not names:
+        return pd.Series(["{}"] * len(frame), index=frame.index, dtype="str")
+    columns = {
+        attribute: frame[column].astype("str").str.strip().tolist()
+        for attribute, column in names.items()
+    }
+    keys = list(columns)
+    rows = zip(*(columns[key] for key in keys))
+    texts = [
+        json.dumps(
+            {k: v for k, v in zip(keys, row) if v and v != "nan"},
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+        for row in rows
+    ]
+    return pd.Series(texts, index=frame.index, dtype="str")

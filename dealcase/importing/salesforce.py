@@ -1,0 +1,445 @@
+"""Salesforce Data Export: ``Opportunity.csv`` and ``OpportunityHistory.csv``.
+
+Fields taken from Opportunity: ``Id`` (deal id), ``Name``, ``AccountId``
+(``Account.Name`` when a report export carries it), ``OwnerId`` (or
+``Owner.Name``), ``StageName``, ``Amount``, ``CurrencyIsoCode``,
+``Probability`` (percent), ``CreatedDate``, ``CloseDate``, ``IsClosed`` and
+``IsWon`` ("0"/"1": the outcome), ``ForecastCategoryName`` (else
+``ForecastCategory``), ``NextStep``. ``Type``, ``LeadSource``, ``Description``
+and every custom ``__c`` column are kept as attributes. The placeholder id
+``000000000000000AAA`` counts as empty; rows with ``IsDeleted`` = 1 are
+skipped.
+
+History: each OpportunityHistory row becomes a version at its
+``CreatedDate``, with the outcome of its stage (learned from the
+opportunities' ``IsClosed``/``IsWon``, else from a stage named like
+"Closed Won"/"Closed Lost"). Rows of one deal that share a timestamp (a demo
+org loads all of them at once) are kept in the export's order, each one
+microsecond after the previous, so none is lost. Besides those:
+
+- a deal without any history row gets a creation version at its
+  ``CreatedDate`` timestamp (open), and, if it is closed, a closing version at its
+  close date (at least one second after the creation version);
+- a deal whose state in ``Opportunity.csv`` differs from its last history
+  row gets one more version with that state, at its close date when it
+  closed after the last row, else at ``LastModifiedDate`` when that is
+  later, else one second after the last row.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dealcase.errors import InputError
+from dealcase.importing import parsing
+from dealcase.importing.batch import (
+    STATE_FIELDS,
+    DealBatch,
+    SkippedRows,
+    attributes_json,
+    conform_deals,
+    conform_versions,
+)
+from dealcase.importing.readers import read_table
+from dealcase.importing.writer import value_keys
+
+logger = logging.getLogger(__name__)
+
+REQUIRED = ("Id", "StageName")
+ATTRIBUTE_COLUMNS = ("Type", "LeadSource", "Description")
+HISTORY_REQUIRED = ("OpportunityId", "CreatedDate", "StageName")
+
+
+def build_salesforce_batch(
+    files, *, history=None, date_order: str | None = None
+) -> DealBatch:
+    """Read a Salesforce opportunity export (and its history) into a batch.
+
+    Parameters
+    ----------
+    files : list of path
+        ``Opportunity.csv`` files; an ``OpportunityHistory.csv`` among them
+        (recognised by its ``OpportunityId`` column) is taken as history.
+    history : path, optional
+        ``OpportunityHistory.csv``.
+
+    Raises
+    ------
+    InputError
+        A required column is missing or a value cannot be read.
+    """
+    opportunity_files, history_files = [], [Path(history)] if history else []
+    for path in files:
+        raw = read_table(path)
+        if (
+            "OpportunityId" in raw.columns
+            and "Id" in raw.columns
+            and ("StageName" in raw.columns and "IsWon" not in raw.columns)
+        ):
+            history_files.append(raw)
+        else:
+            opportunity_files.append(raw)
+    if not opportunity_files:
+        raise InputError(
+            "no Opportunity export among the files: expected a CSV with columns "
+            "Id, StageName, IsWon",
+            file=files[0],
+        )
+    if len(opportunity_files) > 1:
+        raise NotImplementedError(
+            "one Opportunity export per Salesforce import; import the files one "
+            "after another"
+        )
+    raw = opportunity_files[0]
+    warnings = list(raw.warnings)
+    skipped: list[SkippedRows] = []
+    deals, lines = _opportunities(raw, skipped, warnings, date_order)
+
+    versions = pd.DataFrame()
+    history_rows = 0
+    for item in history_files:
+        history_raw = item if not isinstance(item, Path) else read_table(item)
+        warnings += history_raw.warnings
+        rows = _history(history_raw, deals, skipped, warnings, date_order)
+        history_rows += len(history_raw.frame)
+        versions = pd.concat([versions, rows], ignore_index=True)
+    versions = _complete_history(deals, conform_versions(versions))
+
+    seen = [
+        deals["created_on"].max(),
+        deals["closed_on"].max(),
+        deals["modified_at"].max(),
+    ]
+    if len(versions):
+        seen.append(versions["valid_from"].max())
+    seen = [pd.Timestamp(s) for s in seen if not pd.isna(s)]
+    today = max(seen).date() if seen else None
+
+    stages = _stages(deals)
+    deals = conform_deals(deals)
+    return DealBatch(
+        source="salesforce",
+        deals=deals,
+        versions=versions,
+        has_dates=True,
+        today=today,
+        stages=stages,
+        meta={"dataset": "salesforce", "has_dates": "true"},
+        rows_read=len(raw.frame),
+        history_rows_read=history_rows,
+        skipped=skipped,
+        warnings=warnings,
+        notes={"file": str(raw.path)},
+    )
+
+
+def _blank_placeholders(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in frame.columns:
+        values = frame[column].astype("str").str.strip()
+        frame[column] = values.where(~values.isin(parsing.PLACEHOLDER_IDS), "")
+    return frame
+
+
+def _require(raw, names) -> None:
+    missing = [n for n in names if n not in raw.columns]
+    if missing:
+        raise InputError(
+            f"column(s) {', '.join(missing)} missing: this does not look like a "
+            "Salesforce export (expected the API names of the fields)",
+            file=raw.path,
+            line=1,
+        )
+
+
+def _first_column(raw, *names) -> str | None:
+    return next((n for n in names if n in raw.columns), None)
+
+
+def _opportunities(raw, skipped, warnings, date_order):
+    _require(raw, REQUIRED)
+    file = str(raw.path)
+    frame = _blank_placeholders(raw.frame)
+    lines = np.asarray(raw.line_numbers, dtype=np.int64)
+
+    keep = (frame["Id"] != "").to_numpy().copy()
+    if not keep.all():
+        skipped.append(SkippedRows("no opportunity Id", file, lines[~keep].tolist()))
+    if "IsDeleted" in frame.columns:
+        deleted = keep & frame["IsDeleted"].isin(["1", "true", "True"]).to_numpy()
+        if deleted.any():
+            skipped.append(
+                SkippedRows("deleted in Salesforce", file, lines[deleted].tolist())
+            )
+        keep &= ~deleted
+    frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]
+    repeated = frame["Id"].duplicated(keep="last").to_numpy()
+    if repeated.any():
+        skipped.append(
+            SkippedRows(
+                "Id repeated later in the file; the last row is kept",
+                file,
+                lines[repeated].tolist(),
+            )
+        )
+        frame, lines = frame.loc[~repeated].reset_index(drop=True), lines[~repeated]
+    line_list = lines.tolist()
+    where = {"file": file, "line_numbers": line_list}
+
+    def text(*names):
+        column = _first_column(raw, *names)
+        if column is None:
+            return pd.Series([None] * len(frame), dtype="str")
+        return frame[column]
+
+    def dates(name, timestamps=False):
+        if name not in frame.columns:
+            return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[s]")
+        parse = parsing.parse_timestamps if timestamps else parsing.parse_dates
+        values = parse(
+            frame[name], column=name, date_order=date_order, warnings=warnings, **where
+        )
+        return pd.Series(pd.to_datetime(pd.Series(values).to_numpy()))
+
+    deals = pd.DataFrame({"deal_id": frame["Id"]})
+    deals["name"] = text("Name").to_numpy()
+    deals["account"] = text("Account.Name", "AccountName", "AccountId").to_numpy()
+    deals["owner"] = text("Owner.Name", "OwnerName", "OwnerId").to_numpy()
+    deals["stage"] = frame["StageName"].to_numpy()
+    if "StageSortOrder" in frame.columns:
+        deals["stage_order"] = pd.to_numeric(frame["StageSortOrder"], errors="coerce")
+    deals["next_step"] = text("NextStep").to_numpy()
+    deals["created_on"] = dates("CreatedDate")
+    deals["created_at"] = dates("CreatedDate", timestamps=True)
+    deals["close_date"] = dates("CloseDate")
+    deals["modified_at"] = dates("LastModifiedDate", timestamps=True)
+
+    if "Amount" in frame.columns:
+        amounts, codes = parsing.parse_money(
+            frame["Amount"], column="Amount", warnings=warnings, **where
+        )
+        deals["amount"] = pd.Series(amounts, dtype="float64").to_numpy()
+    else:
+        codes = pd.Series([None] * len(frame))
+    currency = text("CurrencyIsoCode").replace("", None)
+    currency = currency.where(
+        currency.notna(), pd.Series(codes, dtype="str").to_numpy()
+    )
+    deals["currency"] = currency.to_numpy()
+    deals["amount_original"] = deals.get("amount")
+    if "Probability" in frame.columns:
+        deals["probability"] = parsing.parse_probability(
+            frame["Probability"], column="Probability", **where
+        ).to_numpy()
+    category = _first_column(raw, "ForecastCategoryName", "ForecastCategory")
+    if category:
+        deals["forecast_category"] = parsing.normalise_forecast_category(
+            frame[category], file=file, column=category, warnings=warnings
+        ).to_numpy()
+
+    is_closed = _flags(frame, "IsClosed", where)
+    is_won = _flags(frame, "IsWon", where)
+    if is_closed is None:
+        is_closed = deals["stage"].map(_stage_outcome).ne("open").to_numpy()
+    if is_won is None:
+        is_won = deals["stage"].map(_stage_outcome).eq("won").to_numpy()
+    deals["outcome"] = np.where(is_won, "won", np.where(is_closed, "lost", "open"))
+    deals["closed_on"] = deals["close_date"].where(deals["outcome"] != "open")
+
+    custom = [c for c in raw.columns if c.endswith("__c")]
+    names = {c: c for c in ATTRIBUTE_COLUMNS if c in frame.columns}
+    names.update({c: c for c in custom})
+    deals["attributes"] = attributes_json(frame, names).to_numpy()
+    deals["source"] = "salesforce"
+    return deals, line_list
+
+
+def _flags(frame, name, where):
+    if name not in frame.columns:
+        return None
+    values = parsing.parse_bool(frame[name], column=name, **where)
+    return values.fillna(False).astype(bool).to_numpy()
+
+
+def _stage_outcome(stage) -> str:
+    name = str(stage or "").strip().lower()
+    if "won" in name:
+        return "won"
+    if "lost" in name:
+        return "lost"
+    return "open"
+
+
+def _history(raw, deals, skipped, warnings, date_order) -> pd.DataFrame:
+    _require(raw, HISTORY_REQUIRED)
+    file = str(raw.path)
+    frame = _blank_placeholders(raw.frame)
+    lines = np.asarray(raw.line_numbers, dtype=np.int64)
+    keep = np.ones(len(frame), dtype=bool)
+    if "IsDeleted" in frame.columns:
+        deleted = frame["IsDeleted"].isin(["1", "true", "True"]).to_numpy()
+        if deleted.any():
+            skipped.append(
+                SkippedRows("deleted in Salesforce", file, lines[deleted].tolist())
+            )
+        keep &= ~deleted
+    unknown = keep & ~frame["OpportunityId"].isin(deals["deal_id"]).to_numpy()
+    if unknown.any():
+        skipped.append(
+            SkippedRows(
+                "history of an opportunity not in the export",
+                file,
+                lines[unknown].tolist(),
+            )
+        )
+    keep &= ~unknown
+    frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]
+    where = {"file": file, "line_numbers": lines.tolist()}
+
+    moments = pd.to_datetime(
+        pd.Series(
+            parsing.parse_timestamps(
+                frame["CreatedDate"],
+                column="CreatedDate",
+                date_order=date_order,
+                warnings=warnings,
+                **where,
+            )
+        ).to_numpy()
+    )
+    versions = pd.DataFrame({"deal_id": frame["OpportunityId"], "valid_from": moments})
+    undated = versions["valid_from"].isna().to_numpy()
+    if undated.any():
+        skipped.append(
+            SkippedRows(
+                "history row without CreatedDate", file, lines[undated].tolist()
+            )
+        )
+    versions["stage"] = frame["StageName"].to_numpy()
+    if "Amount" in frame.columns:
+        amounts, _ = parsing.parse_money(frame["Amount"], column="Amount", **where)
+        versions["amount"] = pd.Series(amounts, dtype="float64").to_numpy()
+    if "CloseDate" in frame.columns:
+        versions["close_date"] = pd.to_datetime(
+            pd.Series(
+                parsing.parse_dates(
+                    frame["CloseDate"],
+                    column="CloseDate",
+                    date_order=date_order,
+                    **where,
+                )
+            ).to_numpy()
+        )
+    if "Probability" in frame.columns:
+        versions["probability"] = parsing.parse_probability(
+            frame["Probability"], column="Probability", **where
+        ).to_numpy()
+    if "ForecastCategory" in frame.columns:
+        versions["forecast_category"] = parsing.normalise_forecast_category(
+            frame["ForecastCategory"],
+            file=file,
+            column="ForecastCategory",
+            warnings=warnings,
+        ).to_numpy()
+
+    # Outcome of each stage as the opportunities state it.
+    known = deals.drop_duplicates("stage").set_index("stage")["outcome"]
+    outcome = versions["stage"].map(known)
+    versions["outcome"] = outcome.where(
+        outcome.notna(), versions["stage"].map(_stage_outcome)
+    ).to_numpy()
+
+    # Keep rows that share a moment, in file order, a microsecond apart.
+    versions["line"] = lines
+    versions = versions.loc[~undated]
+    versions = versions.sort_values(["deal_id", "valid_from", "line"], kind="stable")
+    tie = versions.groupby(["deal_id", "valid_from"]).cumcount().to_numpy()
+    versions["valid_from"] = versions["valid_from"] + pd.to_timedelta(tie, unit="us")
+    versions["source"] = "salesforce"
+    return versions.drop(columns=["line"])
+
+
+def _complete_history(deals: pd.DataFrame, versions: pd.DataFrame) -> pd.DataFrame:
+    """Add creation, closing and current-state versions where the history
+    lacks them (see the module docstring)."""
+    current = conform_deals(deals)
+    current["modified_at"] = deals["modified_at"].to_numpy()
+    current["created_at"] = pd.to_datetime(deals["created_at"]).to_numpy()
+    has_history = current["deal_id"].isin(versions["deal_id"])
+    added = []
+
+    # Deals without history: creation and, when closed, closing.
+    bare = current.loc[~has_history & current["created_on"].notna()]
+    created = bare["created_at"].astype("datetime64[us]")
+    opening = bare.assign(valid_from=created.to_numpy())
+    closed = opening["outcome"] != "open"
+    opening.loc[closed, "outcome"] = "open"
+    opening.loc[closed, "forecast_category"] = None
+    added.append(opening.assign(derived=True))
+    ending = bare.loc[bare["outcome"] != "open"]
+    if len(ending):
+        start = ending["created_at"].astype("datetime64[us]")
+        close = ending["closed_on"].astype("datetime64[us]")
+        at = close.where(close > start, start + pd.Timedelta(seconds=1))
+        added.append(ending.assign(valid_from=at.to_numpy(), derived=True))
+
+    # Deals with history whose file state differs from their last row.
+    last = (
+        versions.sort_values(["deal_id", "valid_from"])
+        .groupby("deal_id")
+        .tail(1)
+        .set_index("deal_id")
+    )
+    tracked = current.loc[has_history].set_index("deal_id")
+    last = last.reindex(tracked.index)
+    differs = (
+        value_keys(last, STATE_FIELDS).to_numpy()
+        != value_keys(tracked, STATE_FIELDS).to_numpy()
+    )
+    if differs.any():
+        late = tracked.loc[differs].reset_index()
+        previous = last.loc[differs, "valid_from"].to_numpy().astype("M8[us]")
+        close = late["closed_on"].to_numpy().astype("M8[us]")
+        modified = pd.to_datetime(late["modified_at"]).to_numpy().astype("M8[us]")
+        at = previous + np.timedelta64(1, "s")
+        at = np.where(~np.isnat(modified) & (modified > previous), modified, at)
+        closing = (late["outcome"] != "open").to_numpy()
+        use_close = closing & ~np.isnat(close) & (close > previous)
+        at = np.where(use_close, close, at)
+        added.append(late.assign(valid_from=at))
+
+    frames = [versions] + [
+        conform_versions(frame.assign(source="salesforce")) for frame in added
+    ]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return versions
+    return conform_versions(pd.concat(frames, ignore_index=True))
+
+
+def _stages(deals: pd.DataFrame) -> pd.DataFrame:
+    """Stages seen in the export, ordered like Salesforce orders them."""
+    rows = deals.drop_duplicates("stage").copy()
+    rows = rows.loc[rows["stage"].astype("str").str.strip() != ""]
+    rows["is_closed"] = rows["outcome"] != "open"
+    rows["is_won"] = rows["outcome"] == "won"
+    probability = (
+        deals.groupby("stage")["probability"].median()
+        if ("probability" in deals.columns)
+        else pd.Series(dtype="float64")
+    )
+    rows["default_probability"] = rows["stage"].map(probability).astype("float64")
+    rows.loc[rows["is_won"], "default_probability"] = 1.0
+    rows.loc[rows["is_closed"] & ~rows["is_won"], "default_probability"] = 0.0
+    order = ["stage_order"] if "stage_order" in rows.columns else []
+    rows = rows.sort_values(
+        [*order, "is_closed", "default_probability"], na_position="first"
+    )
+    rows["sort_order"] = np.arange(1, len(rows) + 1)
+    return rows[
+        ["stage", "sort_order", "default_probability", "is_closed", "is_won"]
+    ].reset_index(drop=True)

@@ -15,10 +15,11 @@ analyses can be tested against known causes (see ``docs/demo.md``):
 - no compelling event makes a close-date push at each close date
   :data:`PUSH_NO_EVENT_FACTOR` times as likely;
 - a security review that is needed but never asked about (status unknown)
-  surfaces in the final two weeks before the close date and pushes the deal
-  (:data:`SECURITY_SLIP_PROBABILITY`);
+  surfaces in the final two weeks before the close date of a late-stage deal
+  and pushes it (:data:`SECURITY_SLIP_PROBABILITY`);
 - some reps (:data:`OPTIMIST_SHARE`) mark weak answers "confirmed";
-- most close dates are set to the last three weeks of a quarter;
+- half of all close dates are set to the last three weeks of a quarter
+  (:data:`RUSH_SHARE`);
 - whether ``competition`` is answered has no effect at all.
 
 What a rep records is what the rep knew at that moment: answers are written
@@ -57,6 +58,7 @@ QUESTIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "questions.to
 
 # Size and shape of the company.
 FULL_SCALE_DEALS = 11_000
+MAX_SCALE = 10.0
 HISTORY_YEARS = 3
 CREATION_GROWTH_PER_YEAR = 0.08
 AMOUNT_GROWTH_PER_YEAR = 0.04
@@ -75,9 +77,9 @@ class Segment:
 
 
 SEGMENTS = [
-    Segment("SMB", 14_000, 0.40, 40, 0.35, -2.35),
-    Segment("Mid-Market", 45_000, 0.40, 75, 0.35, -2.55),
-    Segment("Enterprise", 115_000, 0.40, 130, 0.35, -2.75),
+    Segment("SMB", 14_000, 0.40, 40, 0.35, -2.6),
+    Segment("Mid-Market", 45_000, 0.40, 75, 0.35, -2.8),
+    Segment("Enterprise", 115_000, 0.40, 130, 0.35, -3.0),
 ]
 
 
@@ -131,7 +133,7 @@ QUESTION_TRUTH = {
     "impact": (0.60, 0.8, 0.05, 0.40, 0.90),
     "metrics": (0.50, 0.8, 0.10, 0.50, 0.80),
     "budget": (0.55, 0.8, 0.10, 0.60, 0.90),
-    "economic_buyer": (0.55, 0.6, 0.15, 0.60, 0.95),
+    "economic_buyer": (0.55, 0.0, 0.03, 0.25, 1.10),
     "champion": (0.50, 0.8, 0.05, 0.50, 0.90),
     "stakeholders": (0.50, 0.8, 0.20, 0.70, 0.80),
     "decision_criteria": (0.60, 0.8, 0.10, 0.50, 0.85),
@@ -141,10 +143,16 @@ QUESTION_TRUTH = {
     "compelling_event": (0.45, 0.4, 0.00, 0.20, 1.10),
     "competition": (0.50, 0.0, 0.00, 0.00, 1.00),
 }
+# A question added to data/questions.toml that the generator does not know
+# gets this truth (an ordinary part of the case, no effect of its own).
+OTHER_QUESTION_TRUTH = (0.55, 0.8, 0.10, 0.60, 0.85)
 COMPETITION_ANSWERED = 0.45
+# Share of true answers a rep records "confirmed" (the rest "assumed"): 0.7,
+# except where the truth is a plain fact (a meeting held, a date set).
+CONFIRM_SHARE = {"economic_buyer": 0.85, "compelling_event": 0.85}
 # Effect on the win logit of each truth being true (competition: none).
 WIN_EFFECTS = {
-    "economic_buyer": 1.50,
+    "economic_buyer": 1.80,
     "budget": 0.45,
     "champion": 0.45,
     "pain": 0.30,
@@ -194,10 +202,11 @@ INFLUENCES = ("high", "medium", "low")
 EPOCH = np.datetime64("1970-01-01", "D")
 
 
-def load_question_file(path: Path = QUESTIONS_FILE) -> list[dict]:
-    """The question set of ``data/questions.toml`` as a list of dicts with
-    ``question_id, dimension, text, weight, sort_order``."""
-    with open(path, "rb") as handle:
+def load_question_file(path: Path | None = None) -> list[dict]:
+    """The question set of ``path`` (default :data:`QUESTIONS_FILE`,
+    ``data/questions.toml``) as a list of dicts with ``question_id,
+    dimension, text, weight, sort_order``."""
+    with open(QUESTIONS_FILE if path is None else path, "rb") as handle:
         document = tomllib.load(handle)
     return [
         {
@@ -249,20 +258,25 @@ def build_demo(con, *, seed: int = 7, scale: float = 1.0, today=None) -> Report:
     Raises
     ------
     DealCaseError
-        When the database already holds deals, or ``scale`` is not positive.
+        When the database already holds deals, history or targets, or
+        ``scale`` is not in (0, 10], or ``seed`` is negative.
     """
     started = time.perf_counter()
     today = dt.date.today() if today is None else parse_date(today)
-    if not scale or scale <= 0 or not math.isfinite(scale):
-        raise DealCaseError(f"scale must be a positive number, not {scale}")
+    if not math.isfinite(scale) or not 0 < scale <= MAX_SCALE:
+        raise DealCaseError(
+            f"scale must be a number above 0 and at most {MAX_SCALE}, not {scale}"
+        )
+    if int(seed) != seed or seed < 0:
+        raise DealCaseError(f"seed must be a whole number of 0 or more, not {seed}")
     held = con.execute(
         "SELECT (SELECT count(*) FROM deals), (SELECT count(*) FROM deal_history),"
         " (SELECT count(*) FROM targets)"
     ).fetchall()[0]
     if held[0] or held[1] or held[2]:
         raise DealCaseError(
-            "the database already holds deals; the demo company is built only "
-            "into an empty database (use a new --db file)"
+            "the database already holds deals, history or targets; the demo "
+            "company is built only into an empty database (use a new --db file)"
         )
 
     questions = load_question_file()
@@ -270,10 +284,19 @@ def build_demo(con, *, seed: int = 7, scale: float = 1.0, today=None) -> Report:
     roster = _draw_roster(np.random.default_rng(roster_seed))
     calendar = _Calendar(today)
     deals = _draw_deals(np.random.default_rng(deal_seed), roster, calendar, scale)
-    truth = _draw_truth(np.random.default_rng(deal_seed + 1), deals, roster)
+    question_ids = [q["question_id"] for q in questions]
+    truth = _draw_truth(
+        np.random.default_rng(deal_seed + 1), deals, roster, question_ids
+    )
     paths = _simulate_paths(random.Random(path_seed), deals, truth, roster, calendar)
     answers = _answer_rows(
-        np.random.default_rng(case_seed), deals, truth, roster, paths, calendar
+        np.random.default_rng(case_seed),
+        deals,
+        truth,
+        roster,
+        paths,
+        calendar,
+        question_ids,
     )
     stakeholders = _stakeholder_rows(
         np.random.default_rng(case_seed + 1),
@@ -362,23 +385,20 @@ class _Calendar:
             first = today.replace(year=today.year - HISTORY_YEARS, day=28)
         self.first = _day(first)
         self.low = self.first - 400
-        span = np.arange(self.low, self.today + 1200)
+        # Deals created up to next quarter's end can be pushed five times by
+        # at most two quarters each; the table reaches well beyond that.
+        span = np.arange(self.low, self.today + 2000)
         months = (EPOCH + span).astype("datetime64[M]")
         quarter_start = months - (months.astype(int) % 3)
-        self._qstart = (quarter_start.astype("datetime64[D]") - EPOCH).astype(int)
         next_start = (quarter_start + 3).astype("datetime64[D]")
         self._qend = (next_start - EPOCH).astype(int) - 1
         self.qend_list = self._qend.tolist()
-        self.qstart_list = self._qstart.tolist()
         # The last day a deal created so far can be planned to close.
         self.horizon = int(self.quarter_end(self.quarter_end(self.today) + 1))
 
     def quarter_end(self, day):
         """Last day of the quarter of ``day`` (int or array)."""
         return self._qend[np.asarray(day) - self.low]
-
-    def quarter_start(self, day):
-        return self._qstart[np.asarray(day) - self.low]
 
     def quarter_name(self, day) -> np.ndarray:
         dates = (EPOCH + np.asarray(day)).astype("datetime64[M]").astype(int)
@@ -463,13 +483,23 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _draw_truth(rng, deals, roster: pd.DataFrame):
+def _question_truths(question_ids) -> dict[str, tuple]:
+    """The truth parameters of every question: the known ones, then any other
+    question of the set."""
+    truths = dict(QUESTION_TRUTH)
+    for question in question_ids:
+        truths.setdefault(question, OTHER_QUESTION_TRUTH)
+    return truths
+
+
+def _draw_truth(rng, deals, roster: pd.DataFrame, question_ids):
     """The hidden truth of every deal: which answers are really true, whether
     the rep learns them, and whether the deal is won."""
     n = deals["n"]
     quality = rng.normal(0, 1, n)
     truth = {}
-    for question, (base, loading, *_rest) in QUESTION_TRUTH.items():
+    truths = _question_truths(question_ids)
+    for question, (base, loading, *_rest) in truths.items():
         logit = math.log(base / (1 - base)) + loading * quality
         truth[question] = rng.random(n) < _sigmoid(logit)
     segment_names = np.array([s.name for s in SEGMENTS])[deals["segment"]]
@@ -477,7 +507,7 @@ def _draw_truth(rng, deals, roster: pd.DataFrame):
     truth["security_required"] = rng.random(n) < required
     diligence = roster["diligence"].to_numpy()[deals["owner"]]
     learned = {}
-    for question, (*_head, ease) in QUESTION_TRUTH.items():
+    for question, (*_head, ease) in truths.items():
         learned[question] = rng.random(n) < diligence * ease
     # Whether competition gets answered is a coin flip, independent of the
     # rep and of everything that drives the outcome.
@@ -555,19 +585,8 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
     planned_close = np.zeros(n, dtype=np.int64)
     final_close = np.zeros(n, dtype=np.int64)
     trap_day = np.full(n, -1, dtype=np.int64)
-    rows = {
-        k: []
-        for k in (
-            "deal",
-            "day",
-            "secs",
-            "stage",
-            "amount",
-            "close",
-            "category",
-            "outcome",
-        )
-    }
+    columns = ("deal", "day", "secs", "stage", "amount", "close", "category")
+    rows = {column: [] for column in (*columns, "outcome")}
 
     def quarter_end(day):
         return qend[day - low]
@@ -750,7 +769,9 @@ def _time_of_day(rng, n):
     return rng.integers(8 * 3600, 18 * 3600, n)
 
 
-def _answer_rows(rng, deals, truth, roster, paths, calendar) -> pd.DataFrame:
+def _answer_rows(
+    rng, deals, truth, roster, paths, calendar, question_ids
+) -> pd.DataFrame:
     """Answers as the reps recorded them: unknown until learned, then the
     status the rep believed, sometimes revised later (upgraded when verified,
     turned to risk when a weakness shows)."""
@@ -776,7 +797,9 @@ def _answer_rows(rng, deals, truth, roster, paths, calendar) -> pd.DataFrame:
             )
         )
 
-    for question, (_base, _loading, start, stop, _ease) in QUESTION_TRUTH.items():
+    truths = _question_truths(question_ids)
+    for question in question_ids:
+        _base, _loading, start, stop, _ease = truths[question]
         good = truth["truth"][question][:n]
         learned = truth["learned"][question][:n]
         u = rng.random(n)
@@ -798,8 +821,7 @@ def _answer_rows(rng, deals, truth, roster, paths, calendar) -> pd.DataFrame:
             raised = np.where(rng.random(n) < 0.5, RISK, ASSUMED)
             add(trap >= 0, question, raised, trap)
             continue
-        # A true compelling event is a date on a calendar: easy to confirm.
-        confirm_share = 0.85 if question == "compelling_event" else 0.7
+        confirm_share = CONFIRM_SHARE.get(question, 0.7)
         status = np.where(
             good,
             np.where(u < confirm_share, CONFIRMED, ASSUMED),

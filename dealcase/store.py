@@ -352,7 +352,7 @@ def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
 
 def is_empty(con: duckdb.DuckDBPyConnection) -> bool:
     """True when the database holds no deals yet."""
-    return con.execute("SELECT count(*) FROM deals").fetchone()[0] == 0
+    return con.execute("SELECT count(*) FROM deals").fetchall()[0][0] == 0
 
 
 COUNTED_TABLES = ("deals", "deal_history", "case_answers", "stakeholders", "targets")

@@ -46,8 +46,8 @@ def quarter_pipeline(
     """
     period = parse_quarter(quarter, fiscal_start_month(con))
     states = deals_as_of(con, as_of, include_closed=False)
-    close = pd.to_datetime(states["close_date"]).dt.date
-    in_reach = close.isna() | (close <= period.end)
+    close = pd.to_datetime(states["close_date"])
+    in_reach = close.isna() | (close <= pd.Timestamp(period.end))
     return states.loc[in_reach].reset_index(drop=True)
 
 
@@ -55,6 +55,8 @@ def deal_table(
     con: duckdb.DuckDBPyConnection,
     quarter: str,
     as_of: dt.date | None = None,
+    *,
+    model=None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """One row per open deal of the quarter with :data:`DEAL_FIELDS`.
 
@@ -67,7 +69,8 @@ def deal_table(
     ``reasons`` is a list of ``{"text", "effect"}`` with effects in points of
     probability; ``red_flags`` a list of plain sentences.
     """
-    from dealcase import case, model, slips
+    from dealcase import case, slips
+    from dealcase.model import score_deals
 
     as_of = resolve_as_of(con, as_of)
     pipeline = quarter_pipeline(con, quarter, as_of)
@@ -76,7 +79,7 @@ def deal_table(
         return pd.DataFrame(columns=DEAL_FIELDS), notes
     deal_ids = pipeline["deal_id"].tolist()
 
-    scores = model.score_deals(con, as_of, deal_ids)
+    scores = score_deals(con, as_of, deal_ids, model=model)
     table = pipeline.merge(
         scores[["deal_id", "close_likelihood", "reasons"]], on="deal_id", how="left"
     )
@@ -101,10 +104,18 @@ def deal_table(
 
 
 def deals_report(
-    con: duckdb.DuckDBPyConnection, *, quarter: str, as_of: dt.date | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    quarter: str,
+    as_of: dt.date | None = None,
+    model=None,
 ) -> Report:
-    """``python -m dealcase deals``: the deal table as a report."""
-    table, notes = deal_table(con, quarter, as_of)
+    """``python -m dealcase deals``: the deal table as a report.
+
+    ``model``: a fitted close-likelihood model to score with (the app passes
+    the one it keeps in memory); default as :func:`dealcase.model.score_deals`.
+    """
+    table, notes = deal_table(con, quarter, as_of, model=model)
     printable = table.assign(
         red_flags=[len(f) for f in table["red_flags"]],
         top_reason=[_top_reason(r) for r in table["reasons"]],
@@ -121,4 +132,4 @@ def _top_reason(reasons: list[dict]) -> str:
     if not reasons:
         return ""
     top = max(reasons, key=lambda r: abs(r.get("effect", 0.0)))
-    return f"{top['text']} ({top['effect'] * 100:+.0f} pts)"
+    return f"{top['text']} ({top['effect']:+.0f} pts)"

@@ -1,0 +1,265 @@
+"""Data: which database is open, what it holds, and importing CRM exports."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from dealcase.errors import DealCaseError, InputError
+from dealcase.importing import import_files, preview_import
+from dealcase.importing.table import load_mapping
+
+filters = ui.filters()
+ui.header(
+    "Data",
+    "Which database is open, what does it hold, and how do new CRM exports get in?",
+)
+
+MAPPINGS = Path(__file__).resolve().parent.parent / "data" / "mappings"
+SOURCES = {
+    "table": "Any table (CSV or Excel) with a column mapping",
+    "salesforce": "Salesforce Data Export (Opportunity.csv)",
+    "hubspot": "HubSpot deals export",
+}
+UPLOADS = Path(tempfile.gettempdir()) / "dealcase-uploads"
+
+# What is open -------------------------------------------------------------------
+
+info = ui.facts()
+st.subheader("Database")
+st.markdown(
+    f"File `{ui.db_path()}` · dataset **{ui.dataset_label(info['dataset'])}** · "
+    f"data as of {info['today'].isoformat()} · money in {info['currency']}"
+)
+if info["dataset"] == "demo":
+    st.info(
+        "This is the synthetic demo company: invented deals that show what "
+        "DealCase does. Import your own exports below, or point DEALCASE_DB "
+        "at another file."
+    )
+counts = ui.query("dealcase.store.table_counts")
+labels = {
+    "deals": "Deals",
+    "deal_history": "History versions",
+    "case_answers": "Case answers",
+    "stakeholders": "Stakeholder versions",
+    "targets": "Targets",
+}
+cols = st.columns(len(counts))
+for column, (table, count) in zip(cols, counts.items()):
+    column.metric(labels.get(table, table), f"{count:,}")
+
+st.subheader("Imports")
+imports = ui.query("dealcase.store.import_history")
+if not imports:
+    st.info("Nothing imported into this file yet.")
+else:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "started_at": item["started_at"],
+                    "source": item["source"],
+                    "files": ", ".join(Path(f).name for f in item["files"]),
+                    "rows_read": item["summary"].get("rows_read"),
+                    "deals_new": item["summary"].get("deals_new"),
+                    "deals_updated": item["summary"].get("deals_updated"),
+                    "history_rows": item["summary"].get("history_rows"),
+                }
+                for item in imports
+            ]
+        ),
+        hide_index=True,
+        key="data_imports",
+        column_config={
+            "started_at": st.column_config.DatetimeColumn("When"),
+            "rows_read": "Rows read",
+            "deals_new": "New deals",
+            "deals_updated": "Updated deals",
+            "history_rows": "History versions added",
+        },
+    )
+
+# Import -------------------------------------------------------------------------
+
+st.subheader("Import a file")
+st.markdown(
+    "Nothing is written until you press **Import**: first check the mapping "
+    "and the preview. The command line does the same: "
+    "`python -m dealcase import --source table --mapping FILE data.csv`."
+)
+source = st.selectbox(
+    "Source", list(SOURCES), format_func=SOURCES.get, key="data_source"
+)
+uploaded = st.file_uploader("Deal file", type=["csv", "txt", "xlsx"], key="data_file")
+history_file = None
+if source == "salesforce":
+    history_file = st.file_uploader(
+        "OpportunityHistory.csv (optional: the stage and close-date history)",
+        type=["csv"],
+        key="data_history_file",
+    )
+date_order = st.selectbox(
+    "Dates like 03/01/2024 mean",
+    [None, "mdy", "dmy"],
+    format_func=lambda o: {
+        None: "detect (ISO dates need nothing)",
+        "mdy": "month/day/year",
+        "dmy": "day/month/year",
+    }[o],
+    key="data_date_order",
+)
+
+
+def saved_upload(upload, folder: Path | None = None) -> Path:
+    """Keep an uploaded file on disk under its own name for the importer (in
+    ``folder``, else a folder named after the file's content)."""
+    if folder is None:
+        folder = UPLOADS / hashlib.sha256(upload.getvalue()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(upload.name).name
+    if not path.exists():
+        path.write_bytes(upload.getvalue())
+    return path
+
+
+def show_input_error(error: DealCaseError) -> None:
+    """An import problem as a sentence with file, line and column."""
+    st.error(f"{error}")
+    if isinstance(error, InputError):
+        where = {
+            "file": Path(error.file).name if error.file else None,
+            "line": error.line,
+            "column": error.column,
+        }
+        if any(v is not None for v in where.values()):
+            st.caption(
+                "Where: "
+                + ", ".join(f"{k} {v}" for k, v in where.items() if v is not None)
+            )
+
+
+if uploaded is None:
+    ui.stop_with("info", "Choose a file to see the proposed mapping and a preview.")
+
+deal_path = saved_upload(uploaded)
+history_path = (
+    saved_upload(history_file, deal_path.parent) if history_file is not None else None
+)
+
+mapping = None
+if source == "table":
+    companions = st.file_uploader(
+        "Companion tables the mapping joins (optional, e.g. products.csv)",
+        type=["csv", "xlsx"],
+        accept_multiple_files=True,
+        key="data_companions",
+    )
+    for companion in companions or []:
+        saved_upload(companion, deal_path.parent)
+    shipped = sorted(p.name for p in MAPPINGS.glob("*.toml"))
+    choice = st.selectbox(
+        "Mapping",
+        ["propose from the file", *shipped],
+        key="data_mapping_choice",
+        help="How the file's columns map to deal fields. Shipped mappings "
+        "fit known public datasets.",
+    )
+    if choice == "propose from the file":
+        proposal = ui.guarded(
+            preview_import,
+            source=source,
+            files=[deal_path],
+            date_order=date_order,
+            rows=0,
+        )
+        if proposal["mapping_toml"] is None:
+            ui.stop_with("error", proposal["error"] or "No mapping could be proposed.")
+        default_text = proposal["mapping_toml"]
+    else:
+        default_text = (MAPPINGS / choice).read_text(encoding="utf-8")
+    text = st.text_area(
+        "Mapping (TOML): check it and correct it before importing",
+        value=default_text,
+        height=260,
+        key=f"data_mapping_text_{choice}_{deal_path.parent.name}",
+    )
+    mapping_path = UPLOADS / deal_path.parent.name / "mapping.toml"
+    mapping_path.write_text(text, encoding="utf-8")
+    try:
+        mapping = load_mapping(mapping_path)
+    except DealCaseError as error:
+        show_input_error(error)
+        st.stop()
+
+preview = ui.guarded(
+    preview_import,
+    source=source,
+    files=[deal_path],
+    mapping=mapping,
+    history=history_path,
+    date_order=date_order,
+)
+if preview["error"]:
+    st.error(f"This file cannot be imported as it is: {preview['error']}")
+    st.stop()
+
+st.markdown(
+    f"**Preview**: {preview['rows_read']:,} rows read, "
+    f"{preview['deal_count']:,} deals; the first {len(preview['deals'])} as "
+    "they would be stored."
+)
+for warning in preview["warnings"]:
+    st.warning(warning)
+if preview["rows_skipped"]:
+    st.warning("Rows that would be skipped:")
+    st.dataframe(
+        pd.DataFrame(preview["rows_skipped"]), hide_index=True, key="data_skipped"
+    )
+st.dataframe(preview["deals"], hide_index=True, key="data_preview")
+with st.expander("History versions of these deals"):
+    st.dataframe(preview["versions"], hide_index=True, key="data_preview_versions")
+
+if not st.button("Import", type="primary", key="data_import"):
+    st.stop()
+
+bar = st.progress(0.0, text="Starting the import...")
+
+
+def show_progress(fraction: float, message: str) -> None:
+    bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+
+
+try:
+    report = ui.write(
+        import_files,
+        source=source,
+        files=[deal_path],
+        mapping=mapping,
+        history=history_path,
+        date_order=date_order,
+        progress=show_progress,
+    )
+except DealCaseError as error:
+    bar.empty()
+    show_input_error(error)
+    st.stop()
+
+summary = report.doc
+st.success(
+    f"Imported {summary.get('rows_read', 0):,} rows: "
+    f"{summary.get('deals_new', 0):,} new deals, "
+    f"{summary.get('deals_updated', 0):,} updated, "
+    f"{summary.get('history_rows', 0):,} history versions. Every page now "
+    "shows the new data."
+)
+for note in report.notes:
+    st.warning(note)
+if report.table is not None:
+    st.dataframe(report.table, hide_index=True, key="data_import_summary")
+st.button("Show the new data", key="data_refresh")

@@ -1,0 +1,109 @@
+"""Pipeline: the quarter's open deals with likelihood, slip risk and case."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import ui
+
+filters = ui.filters()
+ui.header(
+    "Pipeline",
+    f"Which open deals may close in {filters.quarter}, how likely each is, "
+    "and what is wrong with them?",
+)
+
+report = ui.deals_report(filters.quarter, filters.as_of)
+deals = pd.DataFrame(report.doc, columns=ui.DEAL_FIELDS)
+for note in report.notes:
+    st.info(note)
+if deals.empty:
+    ui.stop_with(
+        "info",
+        f"No open deals may close in {filters.quarter} as of "
+        f"{filters.as_of.isoformat()}. Pick another quarter or as-of date in "
+        "the sidebar.",
+    )
+
+deals = ui.select(deals, filters)
+deals["top_reason"] = [ui.top_reason(r) for r in deals["reasons"]]
+deals["flag_count"] = [len(f) if isinstance(f, list) else 0 for f in deals["red_flags"]]
+deals["red_flags"] = [
+    "; ".join(f) if isinstance(f, list) else "" for f in deals["red_flags"]
+]
+
+with st.expander("Filter deals", expanded=False):
+    left, middle, right = st.columns(3)
+    stages = left.multiselect(
+        "Stage", sorted(deals["stage"].dropna().unique()), key="pipeline_stages"
+    )
+    min_likelihood = middle.slider(
+        "Close likelihood at least", 0, 100, 0, step=5, key="pipeline_min_likelihood"
+    )
+    flagged_only = right.checkbox("Only deals with red flags", key="pipeline_flagged")
+    search = left.text_input("Name or ID contains", key="pipeline_search")
+
+shown = deals
+if stages:
+    shown = shown[shown["stage"].isin(stages)]
+if min_likelihood:
+    shown = shown[shown["close_likelihood"].fillna(0) * 100 >= min_likelihood]
+if flagged_only:
+    shown = shown[shown["flag_count"] > 0]
+if search:
+    text = search.lower()
+    shown = shown[
+        shown["name"].astype(str).str.lower().str.contains(text, regex=False)
+        | shown["deal_id"].astype(str).str.lower().str.contains(text, regex=False)
+    ]
+
+counts = st.columns(4)
+counts[0].metric("Open deals", f"{len(shown):,}")
+counts[1].metric("Amount", ui.money(shown["amount"].sum(), filters.currency))
+counts[2].metric(
+    "With red flags", f"{int((shown['flag_count'] > 0).sum()):,}", border=False
+)
+counts[3].metric(
+    "Median case score",
+    "n/a" if shown.empty else f"{shown['case_score'].median():.0f}",
+)
+
+st.caption("Click a row, or its 'open' link, to see the deal.")
+ui.deal_table(
+    shown[
+        [
+            "deal_id",
+            "name",
+            "owner",
+            "team",
+            "stage",
+            "amount",
+            "close_date",
+            "close_likelihood",
+            "slip_risk",
+            "case_score",
+            "flag_count",
+            "top_reason",
+            "red_flags",
+        ]
+    ],
+    key="pipeline_deals",
+    filters=filters,
+    column_config={
+        "deal_id": "ID",
+        "name": "Deal",
+        "amount": st.column_config.NumberColumn("Amount", format="localized"),
+        "close_date": st.column_config.DateColumn("Expected close"),
+        "close_likelihood": st.column_config.ProgressColumn(
+            "Close likelihood", min_value=0.0, max_value=1.0, format="percent"
+        ),
+        "slip_risk": st.column_config.ProgressColumn(
+            "Slip risk", min_value=0.0, max_value=1.0, format="percent"
+        ),
+        "case_score": st.column_config.NumberColumn("Case score", format="%.0f"),
+        "flag_count": st.column_config.NumberColumn("Red flags"),
+        "top_reason": "Top reason",
+        "red_flags": "Flags",
+    },
+)

@@ -1,0 +1,451 @@
+"""Every page of the app, run with AppTest on the small demo database.
+
+Each test checks that the page runs without an exception and that the numbers
+it shows are the library's numbers for the same view. The close-likelihood
+model is fitted once per database and kept in memory (as the app keeps it), so
+the library side of a test and the page use the same model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui
+from dealcase import store
+from dealcase.case import case_as_of, case_scores, case_version, record_answers
+from dealcase.deals import deals_report
+from dealcase.forecast import forecast_quarter
+from tests.conftest import DEMO_TODAY, ROOT
+
+APP = str(ROOT / "app.py")
+QUARTER = "2025Q4"
+TIMEOUT = 60
+
+
+def open_page(monkeypatch, db, page: str | None = None, **query) -> AppTest:
+    """Run the app on ``db`` and show ``page`` (a file under pages/; default
+    the home page, through app.py's navigation).
+
+    Before its first run AppTest finds a page by its file name; Streamlit then
+    runs that file of pages/ directly, and the page draws the shared sidebar
+    itself, as it does under ``streamlit run``.
+    """
+    monkeypatch.setenv("DEALCASE_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"quarter": QUARTER, **query})
+    if page:
+        at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    values = [m.value for m in at.metric if m.label == label]
+    assert values, f"no metric {label!r}; have {[m.label for m in at.metric]}"
+    return values[0]
+
+
+def table(at: AppTest, key: str | None = None, *, columns=()) -> pd.DataFrame:
+    """A table found by its key (tables whose rows open a deal carry it) or
+    by columns only it has."""
+    if key:
+        frames = [d.value for d in at.dataframe if key in (d.proto.id or "")]
+    else:
+        frames = [d.value for d in at.dataframe if set(columns) <= set(d.value)]
+    assert frames, f"no table {key or columns!r}"
+    return frames[0]
+
+
+def submit(at: AppTest, label: str) -> AppTest:
+    buttons = [b for b in at.button if b.label == label]
+    assert buttons, f"no button {label!r}"
+    return buttons[0].click().run()
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.fixture(scope="module")
+def model(demo_db):
+    """The model the app keeps in memory for the demo's present."""
+    return ui._fitted_model(str(demo_db), store.data_version(demo_db), DEMO_TODAY)
+
+
+def library(db, function, *args, **kwargs):
+    with store.connect(db) as con:
+        return function(con, *args, **kwargs)
+
+
+# Start and sidebar --------------------------------------------------------------
+
+
+def test_first_start_builds_the_demo_company(monkeypatch, tmp_path):
+    db = tmp_path / "new.duckdb"
+    at = open_page(monkeypatch, db, "data")
+    no_errors(at)
+
+    assert db.exists()
+    counts = library(db, store.table_counts)
+    assert counts["deals"] > 0
+    assert metric(at, "Deals") == f"{counts['deals']:,}"
+    assert library(db, store.get_meta, "dataset") == "demo"
+    assert "synthetic demo company" in " ".join(w.value for w in at.sidebar.warning)
+
+
+def test_sidebar_labels_demo_and_keeps_filters_in_url(monkeypatch, demo_db):
+    at = open_page(monkeypatch, demo_db, "data")
+    no_errors(at)
+
+    warnings = " ".join(w.value for w in at.sidebar.warning)
+    assert "synthetic demo company" in warnings
+    assert str(demo_db) in " ".join(c.value for c in at.sidebar.caption)
+    assert at.selectbox(key="sidebar_quarter").value == QUARTER
+    assert at.date_input(key="sidebar_as_of").value == DEMO_TODAY
+
+    teams = at.selectbox(key="sidebar_team").options
+    at.selectbox(key="sidebar_team").select(teams[1]).run()
+    assert at.query_params["team"] == teams[1]
+    assert at.query_params["quarter"] == QUARTER
+
+    at.date_input(key="sidebar_as_of").set_value(dt.date(2025, 11, 1)).run()
+    assert at.query_params["as_of"] == "2025-11-01"
+
+
+def test_a_link_reproduces_the_view(monkeypatch, demo_db):
+    at = open_page(
+        monkeypatch, demo_db, "data", quarter="2025Q3", as_of="2025-09-30", team="East"
+    )
+    teams = at.selectbox(key="sidebar_team").options
+    assert at.selectbox(key="sidebar_quarter").value == "2025Q3"
+    assert at.date_input(key="sidebar_as_of").value == dt.date(2025, 9, 30)
+    assert at.selectbox(key="sidebar_team").value == (
+        "East" if "East" in teams else "All"
+    )
+
+
+# Forecast -----------------------------------------------------------------------
+
+
+def test_forecast_page_shows_the_library_forecast(monkeypatch, demo_db, model):
+    at = open_page(monkeypatch, demo_db)
+    no_errors(at)
+    doc = library(
+        demo_db, forecast_quarter, QUARTER, DEMO_TODAY, by="team", model=model
+    )
+
+    assert metric(at, "P10") == ui.money(doc["p10"])
+    assert metric(at, "P50") == ui.money(doc["p50"])
+    assert metric(at, "P90") == ui.money(doc["p90"])
+    assert metric(at, "Booked") == ui.money(doc["booked"])
+    assert metric(at, "Target") == ui.money(doc["target"])
+    assert metric(at, "Chance to reach target") == ui.percent(doc["p_reach_target"])
+    assert metric(at, "Commit") == ui.money(doc["reps_call"]["commit"])
+    assert len(table(at, columns=("name", "p_reach_target", "new_business"))) == len(
+        doc["groups"]
+    )
+    assert len(table(at, "forecast_swing")) == len(doc["swing_deals"])
+
+    # what-if: dropping the deal that swings most gives the library's range
+    dropped = doc["swing_deals"][0]["deal_id"]
+    at.multiselect(key="forecast_whatif_drop").select(dropped).run()
+    no_errors(at)
+    scenario = library(
+        demo_db,
+        forecast_quarter,
+        QUARTER,
+        DEMO_TODAY,
+        by="team",
+        model=model,
+        overrides={dropped: "drop"},
+    )
+    assert metric(at, "P50 (what-if)") == ui.money(scenario["p50"])
+    assert scenario["p50"] != doc["p50"]
+
+
+def test_forecast_of_a_quarter_not_begun_says_what_to_do(monkeypatch, demo_db):
+    at = open_page(monkeypatch, demo_db, quarter="2026Q1")
+    no_errors(at)
+    assert "2026Q1 starts on 2026-01-01" in at.info[0].value
+    assert not at.metric
+
+
+# Pipeline -----------------------------------------------------------------------
+
+
+def test_pipeline_lists_every_open_deal_of_the_quarter(monkeypatch, demo_db, model):
+    at = open_page(monkeypatch, demo_db, "pipeline")
+    no_errors(at)
+    report = library(
+        demo_db, deals_report, quarter=QUARTER, as_of=DEMO_TODAY, model=model
+    )
+
+    shown = table(at, "pipeline_deals")
+    assert len(shown) == len(report.doc)
+    assert metric(at, "Open deals") == f"{len(report.doc):,}"
+    first_id = shown["deal_id"].iloc[0]
+    assert shown["open"].iloc[0] == f"/deal?quarter={QUARTER}&deal={first_id}"
+    first = report.doc[0]
+    row = shown[shown["deal_id"] == first["deal_id"]].iloc[0]
+    assert row["close_likelihood"] == pytest.approx(first["close_likelihood"])
+
+    at.checkbox(key="pipeline_flagged").check().run()
+    flagged = sum(1 for d in report.doc if d["red_flags"])
+    assert len(table(at, "pipeline_deals")) == flagged
+
+
+# Deal ---------------------------------------------------------------------------
+
+
+def test_deal_page_shows_the_deal_and_its_likelihood(monkeypatch, demo_db, model):
+    report = library(
+        demo_db, deals_report, quarter=QUARTER, as_of=DEMO_TODAY, model=model
+    )
+    deal = report.doc[0]
+    at = open_page(monkeypatch, demo_db, "deal", deal=deal["deal_id"])
+    no_errors(at)
+
+    assert at.subheader[0].value == deal["name"]
+    assert metric(at, "Amount") == ui.money(deal["amount"])
+    assert metric(at, "Close likelihood") == ui.percent(deal["close_likelihood"])
+    assert metric(at, "Slip risk") == ui.percent(deal["slip_risk"])
+    case = library(demo_db, case_as_of, deal["deal_id"], DEMO_TODAY)
+    assert len(table(at, columns=("text", "status", "evidence"))) == len(case)
+
+
+def test_deal_page_asks_for_a_deal_when_none_is_given(monkeypatch, demo_db):
+    at = open_page(monkeypatch, demo_db, "deal")
+    no_errors(at)
+    assert at.selectbox(key="deal_pick").value is None
+    assert "Pick a deal" in at.info[0].value
+
+
+# Why deals slip -------------------------------------------------------------------
+
+
+def test_slips_page_opens_the_deals_of_each_step(monkeypatch, demo_db):
+    at = open_page(monkeypatch, demo_db, "slips")
+    no_errors(at)
+    start = DEMO_TODAY - dt.timedelta(days=7)
+    with store.connect(demo_db) as con:
+        from dealcase.slips import pipeline_changes, slips_report
+
+        changes = pipeline_changes(con, start, DEMO_TODAY, quarter=QUARTER)
+        slips = slips_report(con, quarter="2025Q3")
+
+    moving = [s for s in changes["steps"] if s["count"]]
+    assert at.selectbox(key="slips_step").options == [
+        s["kind"].replace("_", " ").capitalize() for s in moving
+    ]
+    for step in moving[:2]:
+        at.selectbox(key="slips_step").set_value(step["kind"]).run()
+        assert len(table(at, "slips_step_deals")) == step["count"]
+    assert len(table(at, "slips_slipped")) == len(slips.doc["slipped"])
+    assert len(table(at, columns=("factor", "lift", "ci_low"))) == len(
+        slips.doc["drivers"]
+    )
+
+
+# Model ------------------------------------------------------------------------
+
+
+def test_model_page_shows_the_evaluation(monkeypatch, demo_db):
+    # evaluate_model takes seconds: computed once, through the app's cache, so
+    # the page below finds it there (a page asking anything else would not)
+    doc = ui._cached_call(
+        str(demo_db),
+        store.data_version(demo_db),
+        "dealcase.model.evaluate_model",
+        (),
+        {},
+    ).doc
+    at = open_page(monkeypatch, demo_db, "model")
+    no_errors(at)
+
+    assert metric(at, "AUC") == f"{doc['auc']:.3f}"
+    assert metric(at, "Brier score") == f"{doc['brier']:.3f}"
+    assert metric(at, "Calibration error (ECE)") == f"{doc['ece']:.3f}"
+    assert len(table(at, columns=("model", "auc", "brier"))) == 1 + len(
+        doc["baselines"]
+    )
+    assert at.button(key="model_backtest_run")
+
+
+@pytest.mark.slow
+def test_model_page_backtest_on_one_quarter(monkeypatch, demo_db):
+    at = open_page(monkeypatch, demo_db, "model")
+    quarter = at.multiselect(key="model_backtest_quarters").value
+    at.button(key="model_backtest_run").click().run(timeout=300)
+    no_errors(at)
+    from dealcase.backtest import backtest_report
+
+    doc = library(demo_db, backtest_report, quarters=quarter).doc
+    assert len(table(at, columns=("abs_pct_error", "covered"))) == len(doc["quarters"])
+    assert metric(at, "Coverage of P10-P90") == ui.percent(doc["summary"]["coverage"])
+
+
+# Data -------------------------------------------------------------------------
+
+
+def test_data_page_counts_what_the_file_holds(monkeypatch, demo_db):
+    at = open_page(monkeypatch, demo_db, "data")
+    no_errors(at)
+    counts = library(demo_db, store.table_counts)
+    assert metric(at, "Deals") == f"{counts['deals']:,}"
+    assert metric(at, "Case answers") == f"{counts['case_answers']:,}"
+
+
+SMALL_TABLE = (
+    "opportunity_id,sales_agent,product,account,deal_stage,engage_date,"
+    "close_date,close_value\n"
+    "AAA1,Ann Example,GTXPro,Acme,Won,2017-01-05,2017-02-01,4000\n"
+    "AAA2,Ann Example,GTXPro,Brightly,Lost,2017-01-10,2017-03-01,0\n"
+    "AAA3,Bo Sample,MG Special,Cobalt,Engaging,2017-02-01,,\n"
+)
+
+
+def test_data_page_previews_then_imports_a_file(monkeypatch, demo_db, copy_db):
+    db = copy_db(demo_db)
+    before = library(db, store.table_counts)["deals"]
+    at = open_page(monkeypatch, db, "data")
+    at.file_uploader(key="data_file").upload(
+        "deals.csv", SMALL_TABLE.encode(), "text/csv"
+    )
+    at.run()
+    no_errors(at)
+    assert len(table(at, columns=("deal_id", "account", "owner"))) == 3
+    assert library(db, store.table_counts)["deals"] == before  # nothing written
+
+    at.button(key="data_import").click().run()
+    no_errors(at)
+    assert library(db, store.table_counts)["deals"] == before + 3
+    assert "3 new deals" in at.success[0].value
+
+
+def test_data_page_reports_a_bad_file_with_its_line(monkeypatch, demo_db):
+    bad = SMALL_TABLE.replace("2017-02-01,4000", "2017-02-01,lots")
+    at = open_page(monkeypatch, demo_db, "data")
+    at.file_uploader(key="data_file").upload("bad.csv", bad.encode(), "text/csv")
+    at.run()
+    assert not at.exception
+    message = " ".join(e.value for e in at.error)
+    assert "bad.csv" in message
+    assert "line 2, column close_value" in message
+
+
+# Business case ------------------------------------------------------------------
+
+
+def _open_case(monkeypatch, db):
+    at = open_page(monkeypatch, db, "business_case")
+    no_errors(at)
+    deal_id = at.selectbox(key="business_case_deal").value
+    return at, deal_id, f"business_case_editor_{deal_id}"
+
+
+def test_saving_an_answer_changes_the_score(monkeypatch, demo_db, copy_db):
+    db = copy_db(demo_db)
+    at, deal_id, prefix = _open_case(monkeypatch, db)
+    before = library(db, case_scores, DEMO_TODAY, [deal_id]).iloc[0]["case_score"]
+    assert metric(at, "Case score") == f"{before:.0f}"
+    case = library(db, case_as_of, deal_id, DEMO_TODAY).set_index("question_id")
+    question = next(q for q in case.index if case.loc[q, "status"] != "confirmed")
+
+    at.selectbox(key=f"{prefix}_{question}_status").select("confirmed")
+    at.text_input(key=f"{prefix}_{question}_evidence").input("CFO said so on a call")
+    submit(at, "Save answers")
+    no_errors(at)
+
+    after = library(db, case_scores, DEMO_TODAY, [deal_id]).iloc[0]["case_score"]
+    assert after > before
+    assert metric(at, "Case score") == f"{after:.0f}"
+    saved = library(db, case_as_of, deal_id, DEMO_TODAY).set_index("question_id")
+    assert saved.loc[question, "status"] == "confirmed"
+    assert saved.loc[question, "evidence"] == "CFO said so on a call"
+
+
+def test_an_edit_conflict_keeps_what_was_typed(monkeypatch, demo_db, copy_db):
+    db = copy_db(demo_db)
+    at, deal_id, prefix = _open_case(monkeypatch, db)
+    at.text_input(key=f"{prefix}_budget_evidence").input("Budget signed off by VP")
+
+    # meanwhile someone else records the champion question
+    with store.connect(db) as con:
+        record_answers(
+            con,
+            deal_id,
+            [("champion", "risk", "Our coach left", None)],
+            author="Another Rep",
+            expected_version=case_version(con, deal_id),
+            recorded_at=dt.datetime.combine(DEMO_TODAY, dt.time(9)),
+        )
+    submit(at, "Save answers")
+
+    assert not at.exception
+    assert any("changed while you were editing" in e.value for e in at.error)
+    assert at.text_input(key=f"{prefix}_budget_evidence").value == (
+        "Budget signed off by VP"
+    )
+    saved = library(db, case_as_of, deal_id, DEMO_TODAY).set_index("question_id")
+    assert saved.loc["budget", "evidence"] != "Budget signed off by VP"
+
+    # saving again goes through against the current case
+    submit(at, "Save answers")
+    no_errors(at)
+    saved = library(db, case_as_of, deal_id, DEMO_TODAY).set_index("question_id")
+    assert saved.loc["budget", "evidence"] == "Budget signed off by VP"
+    assert saved.loc["champion", "status"] == "risk"
+
+
+@pytest.mark.slow
+def test_forecast_trend_replays_the_quarter(monkeypatch, demo_db):
+    from dealcase.forecast import forecast_trend
+
+    at = open_page(monkeypatch, demo_db)
+    at.toggle(key="forecast_trend_show").set_value(True).run(timeout=900)
+    no_errors(at)
+    trend = library(demo_db, forecast_trend, QUARTER)
+    chart = [c for c in at.get("plotly_chart") if "forecast_trend" in c.proto.id]
+    assert chart and not trend.empty
+
+
+def test_adding_a_buying_influence(monkeypatch, demo_db, copy_db):
+    from dealcase.case import stakeholders_as_of
+
+    db = copy_db(demo_db)
+    at, deal_id, _ = _open_case(monkeypatch, db)
+    before = len(library(db, stakeholders_as_of, deal_id, DEMO_TODAY))
+    form = f"business_case_people_{deal_id}_new"
+    at.text_input(key=f"{form}_name").input("Mira Testfield")
+    at.text_input(key=f"{form}_title").input("Head of Finance")
+    at.selectbox(key=f"{form}_role").select("economic")
+    at.selectbox(key=f"{form}_attitude").select("growth")
+    submit(at, "Save person")
+    no_errors(at)
+
+    people = library(db, stakeholders_as_of, deal_id, DEMO_TODAY)
+    assert len(people) == before + 1
+    added = people[people["name"] == "Mira Testfield"].iloc[0]
+    assert (added["role"], added["attitude"]) == ("economic", "growth")
+    assert len(table(at, columns=("name", "title", "role", "influence"))) == before + 1
+
+
+@pytest.mark.slow
+def test_training_stores_a_model_the_pages_then_use(monkeypatch, demo_db, copy_db):
+    from dealcase.model import load_model
+
+    db = copy_db(demo_db)
+    at = open_page(monkeypatch, db, "model")
+    assert library(db, load_model, DEMO_TODAY) is None
+    at.button(key="model_train").click().run(timeout=300)
+    no_errors(at)
+
+    stored = library(db, load_model, DEMO_TODAY)
+    assert stored is not None and stored.as_of == DEMO_TODAY
+    assert any("Stored model" in c.value for c in at.caption)

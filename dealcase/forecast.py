@@ -1,0 +1,937 @@
+"""Where the quarter will land: a distribution, not a number.
+
+The quarter's result is what is booked already (deals won in the quarter up
+to the end of the as-of date), plus each open deal won before the quarter
+ends (a Bernoulli draw with its in-quarter probability: close likelihood
+times timing, see :mod:`dealcase.timing`), plus new business that is not in
+the pipeline yet (:mod:`dealcase.newbusiness`). All parts are drawn together
+with one seeded ``numpy.random.Generator``; the roll-ups by team, owner or
+segment are sums over the same draws, so parts and whole agree.
+
+Estimated probabilities share an uncertainty factor per draw (lognormal,
+mean 1), wider when few deals had closed before the as-of date: a forecast
+made from little history should not look precise. Probabilities given
+directly (``scores`` with a ``p_in_quarter`` column) are taken as exact.
+
+:func:`quarter_distribution` is the fast path for the app: it takes
+per-deal in-quarter probabilities and amounts and returns the distribution.
+Many small deals are summed by their normal limit (Lyapunov), the deals
+that carry most of the variance are drawn one by one, so 100,000 open deals
+take well under a second and memory stays small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from dealcase.errors import DealCaseError, InputError
+from dealcase.newbusiness import (
+    NO_GROUP,
+    NewBusinessPart,
+    estimate_new_business,
+)
+from dealcase.periods import Quarter, fiscal_start_month, parse_date, parse_quarter
+from dealcase.report import Report
+from dealcase.store import get_meta
+from dealcase.timing import fit_timing, open_deal_state
+
+logger = logging.getLogger(__name__)
+
+GROUPINGS = ("team", "owner", "segment")
+OVERRIDES = ("drop", "next_quarter", "won")
+# Deals drawn one by one in the fast path; the rest are summed by their
+# normal limit.
+EXACT_DEALS = 256
+# Above this many deal-draws the forecast switches to the fast path.
+FULL_SIMULATION_LIMIT = 60_000_000
+# Chunk of deal-draws simulated at once (bounds memory).
+CHUNK_CELLS = 2_000_000
+# Exact enumeration is used for at most this many open deals.
+EXACT_ENUMERATION_DEALS = 14
+SWING_DEALS = 10
+# New deals are drawn one by one up to this many in all draws; beyond, the
+# sum of a draw's new deals is drawn from its normal limit given their count.
+NEW_BUSINESS_EXACT_PICKS = 500_000
+# Uncertainty of estimated probabilities: a floor, plus a part that
+# shrinks with the number of deals closed before the as-of date.
+SIGMA_FLOOR = 0.06
+SIGMA_PER_CLOSED = 3.0
+FEW_CLOSED = 1000
+# Likelihoods follow the win rate of the closes of the last this many days.
+RECENT_WIN_RATE_DAYS = 91
+MIN_RECENT_CLOSES = 100
+# The recent-window check needs at least this many days; systematic errors
+# of about this fraction are expected a priori.
+MIN_CHECK_DAYS = 28
+CHECK_SYSTEMATIC = 0.15
+
+
+@dataclass
+class Distribution:
+    """Draws of the quarter's result for the company and each group.
+
+    ``company`` has shape ``(draws,)``; ``groups`` has shape
+    ``(n_groups, draws)`` and sums to ``company`` draw by draw.
+    """
+
+    company: np.ndarray
+    groups: np.ndarray
+    names: list[str] = field(default_factory=list)
+
+
+def quarter_distribution(
+    amounts,
+    probabilities,
+    *,
+    booked: float = 0.0,
+    group_index=None,
+    group_names: list[str] | None = None,
+    booked_by_group=None,
+    new_business: list[NewBusinessPart] | None = None,
+    sigma: float = 0.0,
+    draws: int = 10_000,
+    seed: int | np.random.Generator = 0,
+    exact_deals: int | None = EXACT_DEALS,
+) -> Distribution:
+    """Draw the quarter's result from per-deal in-quarter probabilities.
+
+    Parameters
+    ----------
+    amounts, probabilities
+        One value per open deal: amount (reporting currency) and chance to
+        be won before the quarter ends (0..1).
+    booked
+        Value already won in the quarter; added to every draw. With groups,
+        pass ``booked_by_group`` instead (it sums to the company's).
+    group_index
+        Integer group of each deal (0..n_groups-1); ``group_names`` names
+        them. New business parts are matched to groups by name.
+    sigma
+        Standard deviation of the log of the shared factor that scales all
+        probabilities and the new-business rate in a draw (0: independent
+        deals).
+    exact_deals
+        How many deals, those with the largest variance, are drawn one by
+        one; the rest are summed by their normal limit. ``None`` draws every
+        deal (the reference Monte Carlo; memory is chunked).
+
+    Returns
+    -------
+    Distribution
+        Draws for the company and per group, in the reporting currency.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    amounts = np.asarray(amounts, dtype=float)
+    probabilities = np.clip(np.asarray(probabilities, dtype=float), 0.0, 1.0)
+    if group_index is None:
+        group_index = np.zeros(len(amounts), dtype=int)
+        group_names = group_names or ["company"]
+    group_index = np.asarray(group_index, dtype=int)
+    n_groups = len(group_names) if group_names else int(group_index.max(initial=0)) + 1
+    names = list(group_names) if group_names else [str(i) for i in range(n_groups)]
+
+    factor = np.ones(draws)
+    if sigma > 0:
+        factor = np.exp(rng.normal(-0.5 * sigma**2, sigma, size=draws))
+
+    totals = np.zeros((n_groups, draws))
+    if booked_by_group is not None:
+        totals += np.asarray(booked_by_group, dtype=float)[:, None]
+    else:
+        totals[0] += booked
+
+    variance = amounts**2 * probabilities * (1.0 - probabilities)
+    if exact_deals is None or len(amounts) <= exact_deals:
+        one_by_one = np.arange(len(amounts))
+        summed = np.zeros(0, dtype=int)
+    else:
+        order = np.argsort(-variance, kind="stable")
+        one_by_one, summed = order[:exact_deals], order[exact_deals:]
+
+    _draw_deals(
+        totals,
+        amounts[one_by_one],
+        probabilities[one_by_one],
+        group_index[one_by_one],
+        factor,
+        rng,
+    )
+    if len(summed):
+        _draw_normal_sum(
+            totals,
+            amounts[summed],
+            probabilities[summed],
+            group_index[summed],
+            factor,
+            rng,
+        )
+    for part in new_business or []:
+        if part.name not in names or part.expected_count <= 0:
+            continue
+        totals[names.index(part.name)] += _draw_new_business(part, factor, rng)
+    return Distribution(company=totals.sum(axis=0), groups=totals, names=names)
+
+
+def _draw_deals(totals, amounts, probabilities, group_index, factor, rng) -> None:
+    n_groups, draws = totals.shape
+    chunk = max(1, CHUNK_CELLS // draws)
+    for start in range(0, len(amounts), chunk):
+        stop = start + chunk
+        p = np.minimum(probabilities[start:stop, None] * factor[None, :], 1.0)
+        won = rng.random(p.shape) < p
+        values = won * amounts[start:stop, None]
+        membership = np.zeros((n_groups, len(p)))
+        membership[group_index[start:stop], np.arange(len(p))] = 1.0
+        totals += membership @ values
+
+
+def _draw_normal_sum(totals, amounts, probabilities, group_index, factor, rng):
+    n_groups, draws = totals.shape
+    mean = np.bincount(group_index, amounts * probabilities, minlength=n_groups)
+    second = np.bincount(group_index, amounts**2 * probabilities, minlength=n_groups)
+    second_p = np.bincount(
+        group_index, (amounts * probabilities) ** 2, minlength=n_groups
+    )
+    scaled_mean = mean[:, None] * factor[None, :]
+    variance = second[:, None] * factor[None, :] - second_p[:, None] * factor**2
+    noise = rng.standard_normal((n_groups, draws))
+    totals += scaled_mean + np.sqrt(np.maximum(variance, 0.0)) * noise
+
+
+def _draw_new_business(part: NewBusinessPart, factor, rng) -> np.ndarray:
+    counts = rng.poisson(part.expected_count * factor)
+    if counts.sum() <= NEW_BUSINESS_EXACT_PICKS:
+        picks = rng.choice(part.amounts, size=int(counts.sum()))
+        owner = np.repeat(np.arange(len(counts)), counts)
+        return np.bincount(owner, weights=picks, minlength=len(counts))
+    mean = part.mean_amount
+    spread = float(part.amounts.std())
+    noise = rng.standard_normal(len(counts))
+    return counts * mean + np.sqrt(counts) * spread * noise
+
+
+def exact_distribution(amounts, probabilities, booked: float = 0.0) -> pd.Series:
+    """The exact distribution of booked plus independent Bernoulli deals.
+
+    Returns a Series: probability indexed by total value, ascending. Meant
+    for a handful of deals (2^n outcomes are merged by value as they go).
+    """
+    outcomes = {float(booked): 1.0}
+    for amount, p in zip(amounts, probabilities, strict=True):
+        merged: dict[float, float] = {}
+        for value, chance in outcomes.items():
+            merged[value] = merged.get(value, 0.0) + chance * (1.0 - p)
+            won = value + float(amount)
+            merged[won] = merged.get(won, 0.0) + chance * p
+        outcomes = {v: c for v, c in merged.items() if c > 0}
+    return pd.Series(outcomes).sort_index()
+
+
+def exact_quantile(distribution: pd.Series, q: float) -> float:
+    """Smallest value whose cumulative probability reaches ``q``."""
+    cumulative = distribution.cumsum().to_numpy()
+    position = int(np.searchsorted(cumulative, q - 1e-12, side="left"))
+    return float(distribution.index[min(position, len(cumulative) - 1)])
+
+
+def _quantiles(draws: np.ndarray) -> tuple[float, float, float]:
+    p10, p50, p90 = np.quantile(draws, [0.1, 0.5, 0.9], method="inverted_cdf")
+    return float(p10), float(p50), float(p90)
+
+
+# ---------------------------------------------------------------------------
+# The forecast of a quarter from the database
+
+
+def forecast_quarter(
+    con: duckdb.DuckDBPyConnection,
+    quarter,
+    as_of=None,
+    *,
+    by: str | None = None,
+    seed: int = 0,
+    draws: int = 10_000,
+    overrides: Mapping[str, str] | None = None,
+    scores: pd.DataFrame | Callable | None = None,
+    model=None,
+) -> dict:
+    """Forecast a quarter's won value as it stood at the end of ``as_of``.
+
+    Parameters
+    ----------
+    quarter
+        A :class:`~dealcase.periods.Quarter` or its name (``2017Q3``).
+    as_of
+        The date the forecast is made (end of that day); default meta
+        ``today``.
+    by
+        ``team``, ``owner`` or ``segment``: also report each group.
+    overrides
+        What-if, never written: deal_id -> ``drop`` (leave it out),
+        ``next_quarter`` (it closes after this quarter) or ``won`` (count it
+        as won in the quarter).
+    scores
+        Close likelihoods to use instead of the model: a frame with
+        ``deal_id, close_likelihood`` (optionally ``p_in_quarter``, taken as
+        the in-quarter probability as is), or a callable
+        ``(con, as_of, deal_ids) -> frame``. Default:
+        :func:`dealcase.model.score_deals`.
+    model
+        A fitted model passed to :func:`dealcase.model.score_deals` (the
+        backtest passes one fitted on what was known at ``as_of``).
+
+    Returns
+    -------
+    dict
+        The forecast document (money in the reporting currency): ``quarter,
+        as_of, currency, booked, expected, p10, p50, p90, target,
+        p_reach_target, open_deals, new_business, groups, swing_deals,
+        reps_call, fallback``.
+    """
+    inputs = forecast_inputs(
+        con, quarter, as_of, by=by, overrides=overrides, scores=scores, model=model
+    )
+    return forecast_from_inputs(inputs, seed=seed, draws=draws)
+
+
+@dataclass
+class ForecastInputs:
+    """Everything a forecast draws from, computed once per as-of date."""
+
+    quarter: Quarter
+    as_of: dt.date
+    currency: str
+    by: str | None
+    open_deals: pd.DataFrame  # with amount, p_in_quarter, group
+    booked_deals: pd.DataFrame  # deal_id, amount, group
+    new_business: list[NewBusinessPart]
+    group_names: list[str]
+    targets: pd.DataFrame
+    sigma: float
+    notes: list[str]
+
+
+def forecast_inputs(
+    con: duckdb.DuckDBPyConnection,
+    quarter,
+    as_of=None,
+    *,
+    by: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    scores=None,
+    model=None,
+) -> ForecastInputs:
+    """Per-deal in-quarter probabilities, booked deals and new business.
+
+    Returns :class:`ForecastInputs`; :func:`forecast_from_inputs` turns them
+    into the forecast document. The app computes these once and redraws
+    cheaply when a filter changes.
+    """
+    quarter = _as_quarter(con, quarter)
+    as_of = _as_of(con, as_of)
+    if by is not None and by not in GROUPINGS:
+        raise InputError(f"cannot group by '{by}'; use one of {', '.join(GROUPINGS)}")
+    notes: list[str] = []
+    if as_of < quarter.start - dt.timedelta(days=1):
+        raise DealCaseError(
+            f"as-of date {as_of} is before {quarter.name} starts; "
+            "forecast a quarter that has begun or starts the next day"
+        )
+    currency = get_meta(con, "currency", "USD")
+    cutoff = min(as_of, quarter.end)
+    group_column = by or "team"
+
+    booked_deals = con.execute(
+        f"""
+        SELECT deal_id, name, owner, team, segment, amount,
+               coalesce({group_column}, ?) AS "group"
+        FROM deals
+        WHERE outcome = 'won' AND closed_on BETWEEN ? AND ?
+        """,
+        [NO_GROUP, quarter.start, cutoff],
+    ).df()
+    booked_deals["amount"] = booked_deals["amount"].fillna(0.0)
+
+    open_deals = open_deal_state(con, as_of)
+    open_deals["amount"] = open_deals["amount"].fillna(0.0)
+    open_deals["group"] = open_deals[group_column].fillna(NO_GROUP).astype(str)
+    closed_before = con.execute(
+        "SELECT count(*) FROM deals WHERE outcome IN ('won','lost') AND closed_on <= ?",
+        [as_of],
+    ).fetchone()[0]
+
+    timing = fit_timing(con, as_of)
+    notes.extend(timing.notes)
+    if as_of >= quarter.end:
+        open_deals["p_in_quarter"] = 0.0
+        open_deals["close_likelihood"] = np.nan
+        new_business: list[NewBusinessPart] = []
+        notes.append("the quarter has ended: the result is what was booked")
+    else:
+        if scores is None and model is None:
+            model = _resolve_model(con, as_of, notes)
+        likelihood, given = _close_likelihood(
+            con, as_of, open_deals, scores, model, timing, notes
+        )
+        open_deals["close_likelihood"] = likelihood
+        deal_timing = timing.deal_timing(open_deals, quarter.end)
+        open_deals["p_timing"] = deal_timing["p_timing"]
+        open_deals["timing_basis"] = deal_timing["timing_basis"]
+        estimated = likelihood * open_deals["p_timing"]
+        if scores is None and given.isna().all():
+            estimated = estimated * _recent_check(
+                con, as_of, quarter.end, timing, model, notes
+            )
+        open_deals["p_in_quarter"] = np.where(
+            given.notna(), given, estimated.clip(0.0, 1.0)
+        )
+        new_business, nb_notes = estimate_new_business(
+            con, as_of, quarter.end, timing.age, by=group_column
+        )
+        notes.extend(nb_notes)
+
+    open_deals = _apply_overrides(open_deals, overrides)
+    sigma = 0.0
+    if not (open_deals.get("given", pd.Series(dtype=bool)).all()):
+        sigma = SIGMA_FLOOR + SIGMA_PER_CLOSED / np.sqrt(max(closed_before, 1))
+        if closed_before < FEW_CLOSED:
+            notes.append(
+                f"only {closed_before} closed deals before as-of: range widened"
+            )
+
+    group_names = sorted(
+        set(open_deals["group"])
+        | set(booked_deals["group"])
+        | {part.name for part in new_business}
+    ) or [NO_GROUP]
+    targets = con.execute(
+        "SELECT team, owner, amount FROM targets WHERE quarter = ?", [quarter.name]
+    ).df()
+    return ForecastInputs(
+        quarter=quarter,
+        as_of=as_of,
+        currency=currency,
+        by=by,
+        open_deals=open_deals,
+        booked_deals=booked_deals,
+        new_business=new_business,
+        group_names=group_names,
+        targets=targets,
+        sigma=float(sigma),
+        notes=notes,
+    )
+
+
+def _close_likelihood(con, as_of, open_deals, scores, model, timing, notes):
+    """Close likelihood per open deal, and in-quarter probabilities given
+    directly (NaN where not given)."""
+    given = pd.Series(np.nan, index=open_deals.index)
+    open_deals["given"] = False
+    if open_deals.empty:
+        return pd.Series(dtype=float, index=open_deals.index), given
+    deal_ids = open_deals["deal_id"].tolist()
+    frame = None
+    if callable(scores):
+        frame = scores(con, as_of, deal_ids)
+    elif scores is not None:
+        frame = scores
+    else:
+        frame = _model_scores(con, as_of, deal_ids, model, notes)
+        if frame is not None:
+            frame = _shift_to_recent_win_rate(con, as_of, frame, notes)
+
+    if frame is None:
+        # History alone: the chance a deal of this age is won at all.
+        ages = open_deals["age_days"].fillna(0).to_numpy()
+        likelihood = timing.age.won_share(ages)
+        notes.append("no close-likelihood model: likelihood from win rates by age")
+        return pd.Series(likelihood, index=open_deals.index), given
+
+    frame = frame.drop_duplicates("deal_id").set_index("deal_id")
+    likelihood = open_deals["deal_id"].map(frame["close_likelihood"])
+    missing = int(likelihood.isna().sum())
+    if missing:
+        fallback = timing.age.won_share(open_deals["age_days"].fillna(0))
+        likelihood = likelihood.fillna(pd.Series(fallback, index=open_deals.index))
+        notes.append(f"{missing} open deals had no score: win rate by age used")
+    if "p_in_quarter" in frame.columns:
+        given = open_deals["deal_id"].map(frame["p_in_quarter"]).astype(float)
+        open_deals["given"] = given.notna()
+    return likelihood.astype(float).clip(0.0, 1.0), given
+
+
+def _shift_to_recent_win_rate(con, as_of, frame, notes) -> pd.DataFrame:
+    """Move the model's likelihoods by the change in win rate.
+
+    The model learns the win rate of all closed history; when the most recent
+    closes win more or less often, every likelihood moves by the same step
+    in log-odds (the change from the long-run to the recent win rate).
+    """
+    shares = con.execute(
+        """
+        SELECT avg(CASE WHEN outcome = 'won' THEN 1.0 ELSE 0.0 END),
+               avg(CASE WHEN outcome = 'won' THEN 1.0 ELSE 0.0 END)
+                   FILTER (WHERE closed_on > ?),
+               count(*) FILTER (WHERE closed_on > ?)
+        FROM deals WHERE outcome IN ('won', 'lost') AND closed_on <= ?
+        """,
+        [as_of - dt.timedelta(days=RECENT_WIN_RATE_DAYS)] * 2 + [as_of],
+    ).fetchone()
+    long_run, recent, recent_closes = shares
+    if long_run is None or recent is None or recent_closes < MIN_RECENT_CLOSES:
+        return frame
+    long_run = min(max(long_run, 0.01), 0.99)
+    recent = min(max(recent, 0.01), 0.99)
+    step = np.log(recent / (1 - recent)) - np.log(long_run / (1 - long_run))
+    if abs(step) < 0.05:
+        return frame
+    frame = frame.copy()
+    likelihood = frame["close_likelihood"].astype(float).clip(1e-6, 1 - 1e-6)
+    logit = np.log(likelihood / (1 - likelihood)) + step
+    frame["close_likelihood"] = 1 / (1 + np.exp(-logit))
+    notes.append(
+        f"recent win rate {recent:.0%} vs {long_run:.0%} over all history: "
+        "likelihoods moved accordingly"
+    )
+    return frame
+
+
+def _recent_check(con, as_of, quarter_end, timing, model, notes) -> float:
+    """How the same method did on the most recent window: the ratio of what
+    was won to what it expected.
+
+    The deals open ``h`` days before the as-of date (``h`` the days left in
+    the quarter, shorter when history is shorter, at least
+    :data:`MIN_CHECK_DAYS`) are scored with the same model and with timing
+    learned from what was known ``h`` days before; the
+    value they won by the as-of date, over the value expected, scales the
+    open deals' probabilities (shrunk towards 1 as far as the difference
+    could be chance, within 0.5..2). Returns 1 when the window is too short
+    or nothing was expected.
+    """
+    first_close = con.execute(
+        "SELECT min(closed_on) FROM deals WHERE outcome IN ('won','lost') "
+        "AND closed_on <= ?",
+        [as_of],
+    ).fetchone()[0]
+    if first_close is None:
+        return 1.0
+    horizon = min((quarter_end - as_of).days, (as_of - first_close).days)
+    if horizon < MIN_CHECK_DAYS:
+        notes.append(
+            f"closes recorded over only {(as_of - first_close).days} days: "
+            "the forecast could not be checked against a recent window"
+        )
+        return 1.0
+    start = as_of - dt.timedelta(days=horizon)
+    past = open_deal_state(con, start)
+    if past.empty:
+        return 1.0
+    past["amount"] = past["amount"].fillna(0.0)
+    frame = _model_scores(con, as_of, past["deal_id"].tolist(), model, [], start)
+    if frame is None:
+        return 1.0
+    frame = _shift_to_recent_win_rate(con, as_of, frame, [])
+    likelihood = past["deal_id"].map(
+        frame.drop_duplicates("deal_id").set_index("deal_id")["close_likelihood"]
+    )
+    likelihood = likelihood.fillna(likelihood.mean()).fillna(0.5)
+    # Timing as it would have been learned then, so the check replays the
+    # method out of sample.
+    past_timing = fit_timing(con, start)
+    if past_timing.age.won + past_timing.age.lost < MIN_RECENT_CLOSES:
+        notes.append(
+            f"too few deals had closed by {start} to check the forecast "
+            "against a recent window"
+        )
+        return 1.0
+    p_timing = past_timing.deal_timing(past, as_of)["p_timing"]
+    expected = float((past["amount"] * likelihood * p_timing).sum())
+    won = con.execute(
+        """
+        SELECT coalesce(sum(amount), 0) FROM deals
+        WHERE outcome = 'won' AND closed_on > ? AND closed_on <= ?
+          AND list_contains(?, deal_id)
+        """,
+        [start, as_of, past["deal_id"].tolist()],
+    ).fetchone()[0]
+    if expected <= 0:
+        return 1.0
+    # Believe the window as far as it beats its own chance variation: a
+    # systematic error of CHECK_SYSTEMATIC (a fraction) against the spread
+    # of independent deals.
+    p = likelihood * p_timing
+    noise = float((past["amount"] ** 2 * p * (1 - p)).sum())
+    signal = (CHECK_SYSTEMATIC * expected) ** 2
+    weight = signal / (signal + noise)
+    ratio = 1.0 + weight * (float(won) / expected - 1.0)
+    ratio = float(min(max(ratio, 0.5), 2.0))
+    if abs(ratio - 1.0) >= 0.02:
+        notes.append(
+            f"deals open on {start} won {won:,.0f} by {as_of} against "
+            f"{expected:,.0f} expected: open-deal probabilities scaled by "
+            f"{ratio:.2f}"
+        )
+    return ratio
+
+
+def _resolve_model(con, as_of, notes):
+    """The stored model valid at ``as_of``, else one fitted on what was
+    known then; None without a usable model."""
+    try:
+        from dealcase import model as model_module
+    except ImportError:
+        return None
+    try:
+        return model_module.load_model(con, as_of) or model_module.fit_model(con, as_of)
+    except DealCaseError as error:
+        notes.append(f"model unavailable ({error}): likelihood from win rates by age")
+        return None
+
+
+def _model_scores(con, as_of, deal_ids, model, notes, state_on=None):
+    try:
+        from dealcase import model as model_module
+    except ImportError:
+        return None
+    try:
+        if model is None:
+            return None
+        return model_module.score_deals(con, state_on or as_of, deal_ids, model=model)
+    except DealCaseError as error:
+        notes.append(f"model unavailable ({error}): likelihood from win rates by age")
+        return None
+
+
+def _apply_overrides(open_deals: pd.DataFrame, overrides) -> pd.DataFrame:
+    open_deals = open_deals.copy()
+    open_deals["override"] = None
+    for deal_id, action in (overrides or {}).items():
+        if action not in OVERRIDES:
+            raise InputError(
+                f"override '{action}' for deal {deal_id} is not one of "
+                f"{', '.join(OVERRIDES)}"
+            )
+        chosen = open_deals["deal_id"] == deal_id
+        if not chosen.any():
+            raise InputError(f"deal {deal_id} is not open at the as-of date")
+        open_deals.loc[chosen, "p_in_quarter"] = 1.0 if action == "won" else 0.0
+        open_deals.loc[chosen, "given"] = True
+        open_deals.loc[chosen, "override"] = action
+    return open_deals
+
+
+def forecast_from_inputs(
+    inputs: ForecastInputs, *, seed: int = 0, draws: int = 10_000
+) -> dict:
+    """Draw the forecast document from :class:`ForecastInputs`."""
+    open_deals = inputs.open_deals
+    names = inputs.group_names
+    index = {name: i for i, name in enumerate(names)}
+    group_index = open_deals["group"].map(index).to_numpy(dtype=int)
+    booked_by_group = (
+        inputs.booked_deals.groupby("group")["amount"].sum().reindex(names).fillna(0.0)
+    ).to_numpy()
+    amounts = open_deals["amount"].to_numpy(dtype=float)
+    probabilities = open_deals["p_in_quarter"].to_numpy(dtype=float)
+    # Deals whose probability is given (overrides) are not scaled by the
+    # shared factor; they are drawn apart with sigma 0 through p in {0, 1}.
+    exact = None if len(amounts) * draws <= FULL_SIMULATION_LIMIT else EXACT_DEALS
+    distribution = quarter_distribution(
+        amounts,
+        probabilities,
+        group_index=group_index,
+        group_names=names,
+        booked_by_group=booked_by_group,
+        new_business=inputs.new_business,
+        sigma=inputs.sigma,
+        draws=draws,
+        seed=seed,
+        exact_deals=exact,
+    )
+
+    new_value = {p.name: p.expected_value for p in inputs.new_business}
+    new_var = {p.name: p.variance for p in inputs.new_business}
+    company_target = _target(inputs.targets, None, None)
+    doc = {
+        "quarter": inputs.quarter.name,
+        "as_of": inputs.as_of.isoformat(),
+        "currency": inputs.currency,
+    }
+    doc.update(
+        _summary(
+            draws=distribution.company,
+            booked=float(booked_by_group.sum()),
+            open_frame=open_deals,
+            new_value=sum(new_value.values()),
+            new_variance=sum(new_var.values()),
+            new_draws=None,
+            target=company_target,
+        )
+    )
+    if (
+        len(open_deals) <= EXACT_ENUMERATION_DEALS
+        and not inputs.new_business
+        and (inputs.sigma == 0 or open_deals["given"].all())
+    ):
+        exact_doc = _exact_summary(
+            amounts, probabilities, float(booked_by_group.sum()), company_target
+        )
+        doc.update(exact_doc)
+        doc["method"] = "exact"
+    else:
+        doc["method"] = "simulation"
+
+    doc["groups"] = []
+    if inputs.by is not None:
+        for name, i in index.items():
+            members = open_deals[open_deals["group"] == name]
+            target = _group_target(inputs.targets, inputs.by, name)
+            group_doc = {"name": name}
+            group_doc.update(
+                _summary(
+                    draws=distribution.groups[i],
+                    booked=float(booked_by_group[i]),
+                    open_frame=members,
+                    new_value=new_value.get(name, 0.0),
+                    new_variance=new_var.get(name, 0.0),
+                    new_draws=None,
+                    target=target,
+                )
+            )
+            doc["groups"].append(group_doc)
+
+    doc["swing_deals"] = _swing_deals(open_deals, sum(new_var.values()))
+    doc["reps_call"] = _reps_call(open_deals, float(booked_by_group.sum()))
+    doc["timing"] = _timing_summary(open_deals)
+    doc["fallback"] = list(dict.fromkeys(inputs.notes))
+    doc["draws"] = draws
+    doc["seed"] = seed
+    return doc
+
+
+def _summary(*, draws, booked, open_frame, new_value, new_variance, new_draws, target):
+    p10, p50, p90 = _quantiles(draws)
+    open_expected = float((open_frame["amount"] * open_frame["p_in_quarter"]).sum())
+    expected = booked + open_expected + new_value
+    return {
+        "booked": booked,
+        "expected": expected,
+        "p10": p10,
+        "p50": p50,
+        "p90": p90,
+        "target": target,
+        "p_reach_target": None if target is None else float(np.mean(draws >= target)),
+        "open_deals": {
+            "count": int(len(open_frame)),
+            "amount": float(open_frame["amount"].sum()),
+            "expected": open_expected,
+        },
+        "new_business": _new_business_doc(new_value, new_variance),
+    }
+
+
+def _new_business_doc(value: float, variance: float) -> dict:
+    spread = float(np.sqrt(variance))
+    # A normal range is close for the tens of deals new business usually is.
+    return {
+        "expected": value,
+        "p10": max(0.0, value - 1.2816 * spread),
+        "p90": value + 1.2816 * spread,
+    }
+
+
+def _exact_summary(amounts, probabilities, booked, target) -> dict:
+    distribution = exact_distribution(amounts, probabilities, booked)
+    values = distribution.index.to_numpy()
+    return {
+        "p10": exact_quantile(distribution, 0.1),
+        "p50": exact_quantile(distribution, 0.5),
+        "p90": exact_quantile(distribution, 0.9),
+        "p_reach_target": None
+        if target is None
+        else float(distribution[values >= target].sum()),
+    }
+
+
+def _target(targets: pd.DataFrame, team, owner) -> float | None:
+    rows = targets[
+        (targets["team"].isna() if team is None else targets["team"] == team)
+        & (targets["owner"].isna() if owner is None else targets["owner"] == owner)
+    ]
+    return float(rows["amount"].sum()) if len(rows) else None
+
+
+def _group_target(targets: pd.DataFrame, by: str, name: str) -> float | None:
+    if by == "team":
+        return _target(targets, name, None)
+    if by == "owner":
+        rows = targets[targets["owner"] == name]
+        return float(rows["amount"].sum()) if len(rows) else None
+    return None
+
+
+def _swing_deals(open_deals: pd.DataFrame, new_variance: float) -> list[dict]:
+    if open_deals.empty:
+        return []
+    p = open_deals["p_in_quarter"]
+    variance = open_deals["amount"] ** 2 * p * (1 - p)
+    total = float(variance.sum()) + new_variance
+    if total <= 0:
+        return []
+    top = variance.sort_values(ascending=False, kind="stable").head(SWING_DEALS)
+    rows = []
+    for position, share in top.items():
+        if share <= 0:
+            continue
+        deal = open_deals.loc[position]
+        rows.append(
+            {
+                "deal_id": deal["deal_id"],
+                "name": deal["name"],
+                "owner": deal["owner"],
+                "team": deal["team"],
+                "amount": float(deal["amount"]),
+                "p_in_quarter": float(deal["p_in_quarter"]),
+                "share_of_spread": float(share / total),
+            }
+        )
+    return rows
+
+
+def _reps_call(open_deals: pd.DataFrame, booked: float) -> dict:
+    """Booked plus the reps' own categories as of the as-of date; None where
+    the source has no forecast categories."""
+    category = open_deals["forecast_category"]
+    if category.isna().all():
+        return {"commit": None, "best_case": None, "pipeline": None}
+    amount = open_deals["amount"]
+    commit = booked + float(amount[category == "commit"].sum())
+    best_case = commit + float(amount[category == "best_case"].sum())
+    pipeline = best_case + float(amount[category == "pipeline"].sum())
+    return {"commit": commit, "best_case": best_case, "pipeline": pipeline}
+
+
+def _timing_summary(open_deals: pd.DataFrame) -> dict:
+    if "timing_basis" not in open_deals or open_deals.empty:
+        return {}
+    counts = open_deals["timing_basis"].value_counts()
+    return {
+        "by_close_date": int(counts.get("close_date", 0)),
+        "by_age": int(counts.get("age", 0)),
+        "mean_p_timing": float(open_deals["p_timing"].mean()),
+        "mean_close_likelihood": float(open_deals["close_likelihood"].mean()),
+    }
+
+
+def _as_quarter(con, quarter) -> Quarter:
+    if isinstance(quarter, Quarter):
+        return quarter
+    return parse_quarter(str(quarter), fiscal_start_month(con))
+
+
+def _as_of(con, as_of) -> dt.date:
+    if as_of is not None:
+        return parse_date(as_of)
+    today = get_meta(con, "today")
+    return parse_date(today) if today else dt.date.today()
+
+
+def forecast_report(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    quarter,
+    as_of=None,
+    by: str | None = None,
+    seed: int = 0,
+    draws: int = 10_000,
+) -> Report:
+    """The forecast as a :class:`~dealcase.report.Report`.
+
+    ``doc`` is :func:`forecast_quarter`'s document; the table has one row
+    per group (or one for the company) with booked, expected, P10, P50,
+    P90, target and chance to reach it.
+    """
+    doc = forecast_quarter(con, quarter, as_of, by=by, seed=seed, draws=draws)
+    rows = doc["groups"] if by else [dict(doc, name="company")]
+    columns = ["booked", "expected", "p10", "p50", "p90", "target", "p_reach_target"]
+    table = pd.DataFrame(
+        [
+            {
+                "name": row["name"],
+                **{c: row[c] for c in columns},
+                "new_business": row["new_business"]["expected"],
+                "open_deals": row["open_deals"]["count"],
+            }
+            for row in rows
+        ]
+    )
+    if by:
+        total = {
+            "name": "company",
+            **{c: doc[c] for c in columns},
+            "new_business": doc["new_business"]["expected"],
+            "open_deals": doc["open_deals"]["count"],
+        }
+        table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    return Report(
+        doc=doc,
+        table=table,
+        title=f"Forecast {doc['quarter']} as of {doc['as_of']} ({doc['currency']})",
+        notes=doc["fallback"],
+    )
+
+
+def forecast_trend(
+    con: duckdb.DuckDBPyConnection,
+    quarter,
+    *,
+    seed: int = 0,
+    draws: int = 4000,
+) -> pd.DataFrame:
+    """The forecast as it would have been made on each week of the quarter.
+
+    Returns one row per weekly as-of date from the quarter's first day to
+    the earlier of its end and meta ``today``: ``as_of, booked, expected,
+    p10, p50, p90, target, p_reach_target`` and ``actual`` (the quarter's
+    won value, only once the quarter has ended). Each week uses only what
+    was known then (the model is refitted per date, which takes seconds per
+    week on large databases).
+    """
+    quarter = _as_quarter(con, quarter)
+    today = _as_of(con, None)
+    last = min(today, quarter.end)
+    if last < quarter.start:
+        raise DealCaseError(f"{quarter.name} has not started by {today}")
+    rows = []
+    day = quarter.start
+    while day <= last:
+        doc = forecast_quarter(con, quarter, day, seed=seed, draws=draws)
+        rows.append(
+            {
+                "as_of": day,
+                **{
+                    k: doc[k]
+                    for k in ("booked", "expected", "p10", "p50", "p90", "target")
+                },
+                "p_reach_target": doc["p_reach_target"],
+            }
+        )
+        day += dt.timedelta(days=7)
+    trend = pd.DataFrame(rows)
+    actual = None
+    if quarter.end <= today:
+        actual = con.execute(
+            "SELECT coalesce(sum(amount), 0) FROM deals WHERE outcome = 'won' "
+            "AND closed_on BETWEEN ? AND ?",
+            [quarter.start, quarter.end],
+        ).fetchone()[0]
+    trend["actual"] = actual
+    return trend

@@ -339,8 +339,8 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 def get_meta(con: duckdb.DuckDBPyConnection, key: str, default: str | None = None):
     """Return a value of the ``meta`` table, or ``default`` when unset."""
-    row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-    return default if row is None else row[0]
+    rows = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+    return default if not rows else rows[0][0]
 
 
 def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:

@@ -37,6 +37,7 @@ EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 # NUL bytes, C0 controls other than tab/CR/LF, DEL and C1 controls: never
 # meaningful in an export, often left by rich-text fields.
 _STRAY_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_C1_UTF8 = re.compile(b"\xc2[\x80-\x9f]")
 _C0_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _NUMBER_LIKE = re.compile(r"^[-+]?[\d.,:/ $€£%()]+$")
 
@@ -141,6 +142,10 @@ def read_table(path, *, encoding: str | None = None, engine: str = "auto") -> Ra
     blank_bytes = b"\x00 \t\r\n\xef\xbb\xbf"
     if not data[:4096].strip(blank_bytes) and not data.strip(blank_bytes):
         raise InputError("the file is empty: expected a header line", file=path, line=1)
+    if engine == "auto" and encoding is None:
+        table = _read_utf8_bytes(path, data)
+        if table is not None:
+            return table
     text, found_encoding = _decode(data, path, encoding)
     text, removed = _remove_controls(text, data, found_encoding)
     warnings = []
@@ -158,17 +163,15 @@ def read_table(path, *, encoding: str | None = None, engine: str = "auto") -> Ra
     body, metadata = _split_report_trailer(body, delimiter, len(columns))
     first_line = 1 + header_lines
     frame = line_numbers = None
-    if engine == "auto" and body and not body.isspace():
-        if found_encoding in ("utf-8", "utf-8-sig") and not removed:
-            # The file's own bytes are the body's UTF-8: no second encoding.
-            start = len(codecs.BOM_UTF8) * (found_encoding == "utf-8-sig")
-            start += len(text[:body_start].encode("utf-8"))
-            trailer = len(text) - body_start - len(body)
-            end = len(data) - len(text[len(text) - trailer :].encode("utf-8"))
-            encoded = memoryview(data)[start:end]
-        else:
-            encoded = memoryview(body.encode("utf-8"))
-        fast = _parse_with_arrow(body, encoded, delimiter, columns, first_line)
+    trimmed = body.rstrip("\r\n")
+    if engine == "auto" and trimmed.strip() and not _has_blank_line(trimmed):
+        fast = _parse_with_arrow(
+            trimmed.encode("utf-8"),
+            _count_line_breaks(trimmed),
+            delimiter,
+            columns,
+            first_line,
+        )
         if fast is not None:
             frame, line_numbers = fast
     if frame is None:
@@ -189,6 +192,85 @@ def read_table(path, *, encoding: str | None = None, engine: str = "auto") -> Ra
         columns=columns,
         encoding=found_encoding,
         removed_characters=removed,
+        metadata=metadata,
+        warnings=warnings,
+        delimiter=delimiter,
+    )
+
+
+def _read_utf8_bytes(path: Path, data: bytes) -> RawTable | None:
+    """The common case, read straight from the file's bytes by Arrow.
+
+    Applies to UTF-8 files without control characters, blank lines or
+    ragged rows; None sends the file down the general route, which decodes
+    it, so every other case is handled (and reported) there.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    if len(data) != len(data.translate(None, _C0_BYTES)):
+        return None
+    if b"\xc2" in data and _C1_UTF8.search(data):
+        return None
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    window = 1 << 20
+    try:
+        head = codecs.getincrementaldecoder("utf-8")().decode(
+            data[bom : bom + window], final=len(data) - bom <= window
+        )
+    except UnicodeDecodeError:
+        return None
+    delimiter = _detect_delimiter(head)
+    if head[:1] in ("\r", "\n"):
+        return None
+    header, body_start, header_lines = _read_header(head, delimiter, path)
+    if body_start >= len(head) and len(data) - bom > window:
+        return None
+    columns, renamed = _unique_columns(header)
+    _check_header(header, path)
+    start = bom + len(head[:body_start].encode("utf-8"))
+
+    # The end of the file, from a character boundary, for a report trailer.
+    tail_from = max(start, len(data) - 65536)
+    while tail_from < len(data) and 0x80 <= data[tail_from] < 0xC0:
+        tail_from += 1
+    try:
+        tail = data[tail_from:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    kept, metadata = _split_report_trailer(tail, delimiter, len(columns))
+    if metadata and not kept.strip() and tail_from > start:
+        return None
+    end = len(data) - len(tail[len(kept) :].encode("utf-8"))
+    while end > start and data[end - 1] in (0x0A, 0x0D):
+        end -= 1
+    if end <= start:
+        return None
+    body = memoryview(data)[start:end]
+    if data[start] in (0x0A, 0x0D) or any(
+        data.find(pair, start, end) >= 0 for pair in (b"\n\n", b"\r\r", b"\n\r")
+    ):
+        return None
+    returns = data.count(b"\r", start, end)
+    breaks = data.count(b"\n", start, end)
+    if returns:
+        breaks += returns - data.count(b"\r\n", start, end)
+    fast = _parse_with_arrow(body, breaks, delimiter, columns, 1 + header_lines)
+    if fast is None:
+        return None
+    frame, line_numbers = fast
+    warnings = []
+    if renamed:
+        warnings.append("repeated column names made unique: " + ", ".join(renamed))
+    frame, line_numbers, blank = _drop_empty_rows(frame, line_numbers)
+    if blank:
+        warnings.append(f"skipped {blank} row(s) with every cell empty")
+    return RawTable(
+        path=path,
+        frame=frame,
+        line_numbers=line_numbers,
+        columns=columns,
+        encoding="utf-8-sig" if bom else "utf-8",
+        removed_characters=0,
         metadata=metadata,
         warnings=warnings,
         delimiter=delimiter,
@@ -383,29 +465,26 @@ def _unquote(line: str) -> str:
     return cells[0].strip() if cells else ""
 
 
+def _has_blank_line(text) -> bool:
+    """A blank line anywhere in a body (str or bytes) without trailing breaks."""
+    lf, cr = ("\n", "\r") if isinstance(text, str) else (b"\n", b"\r")
+    if not text or text[:1] in (lf, cr):
+        return True
+    return lf + lf in text or cr + cr in text or lf + cr in text
+
+
 def _parse_with_arrow(
-    body: str,
-    encoded: memoryview,
-    delimiter: str,
-    columns: list[str],
-    first_line: int,
+    encoded, breaks: int, delimiter: str, columns: list[str], first_line: int
 ) -> tuple[pd.DataFrame, list[int]] | None:
     """Read a well-formed body with pyarrow; None when the csv path must run.
 
-    ``encoded`` is ``body`` as UTF-8. pyarrow skips blank lines silently,
-    which would shift line numbers, so a body with a blank line between rows
-    (or inside a quoted cell) is left to the csv module.
+    ``encoded`` is the body as UTF-8 without trailing line breaks and without
+    blank lines (pyarrow skips those silently, which would shift line
+    numbers); ``breaks`` is the number of line breaks in it.
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    trailing = len(body) - len(body.rstrip("\r\n"))
-    body = body[: len(body) - trailing]
-    encoded = encoded[: len(encoded) - trailing]
-    if not body or body[0] in "\r\n" or "\n\n" in body or "\r\r" in body:
-        return None
-    if "\n\r" in body:
-        return None
     try:
         table = pa_csv.read_csv(
             pa.BufferReader(pa.py_buffer(encoded)),
@@ -423,19 +502,16 @@ def _parse_with_arrow(
         return None
 
     n_rows = table.num_rows
-    breaks = _count_line_breaks(body)
     if breaks == n_rows - 1:
         line_numbers = list(range(first_line, first_line + n_rows))
     else:
         line_numbers = _arrow_line_numbers(table, first_line)
-        if line_numbers is None:
-            return None
     frame = table.to_pandas()
     frame.columns = columns
     return frame, line_numbers
 
 
-def _arrow_line_numbers(table, first_line: int) -> list[int] | None:
+def _arrow_line_numbers(table, first_line: int) -> list[int]:
     import pyarrow.compute as pc
 
     extra = np.zeros(table.num_rows, dtype=np.int64)

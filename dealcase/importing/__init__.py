@@ -11,7 +11,10 @@ Sources:
   (:mod:`dealcase.importing.table`); without one a mapping is proposed and
   the import refuses to run until it is saved and passed with ``--mapping``.
 - ``salesforce``: a Data Export ``Opportunity.csv`` with optional
-  ``OpportunityHistory.csv`` (:mod:`dealcase.importing.salesforce`).
+  ``OpportunityHistory``, ``User``, ``Account``, ``Contact``,
+  ``OpportunityContactRole`` and ``CurrencyType`` files
+  (:mod:`dealcase.importing.salesforce`), or an opportunity report export
+  (:mod:`dealcase.importing.salesforce_report`).
 - ``hubspot``: :mod:`dealcase.importing.hubspot`.
 
 See ``docs/import.md`` for the rules on history, duplicates and re-imports.
@@ -76,7 +79,8 @@ def import_files(
     ----------
     source : {"salesforce", "hubspot", "table"}
     files : list of path
-        The deal files (for Salesforce, ``Opportunity.csv``).
+        The deal files (for Salesforce, ``Opportunity.csv`` or a report,
+        with any companion files of the export).
     mapping : path or dict, optional
         The mapping of a ``table`` import (TOML file or its parsed dict).
         Required for ``table``: without it a proposal is raised as
@@ -135,6 +139,9 @@ def import_files(
         else dt.datetime.combine(snapshot_date, dt.time())
     )
     totals: dict = {}
+    logger.info(
+        "writing %s deals in one transaction", f"{sum(len(b.deals) for b in batches):,}"
+    )
     with transaction(con):
         for index, batch in enumerate(batches):
             counts = write_batch(
@@ -240,6 +247,7 @@ def preview_import(
 
 def _progress(progress):
     def report(fraction: float, message: str) -> None:
+        logger.debug("import %3.0f%%: %s", 100 * fraction, message)
         if progress is not None:
             progress(fraction, message)
 
@@ -334,14 +342,37 @@ def _reporting_currency(con, batches) -> str:
 def _convert_amounts(batch: DealBatch, rates, reporting: str) -> int:
     """Convert the batch's amounts (deals and versions) to ``reporting``.
 
+    Rates passed to the import win over those that came with the files
+    (``batch.rates``). A batch whose amounts are already converted is left
+    as it is.
+
     Returns the number of deals whose amount was converted.
+
+    Raises
+    ------
+    InputError
+        Amounts in several currencies without rates for them: the message
+        gives the total of each currency, never their sum.
     """
     deals = batch.deals
     codes = deals["currency"].fillna(reporting).str.upper()
     foreign = (codes != reporting).to_numpy()
+    if batch.amounts_converted:
+        deals["currency"] = codes.to_numpy()
+        return int((foreign & deals["amount"].notna().to_numpy()).sum())
     if not foreign.any():
         deals["currency"] = codes.to_numpy()
         return 0
+    rates = rates if rates is not None else batch.rates
+    if rates is None:
+        totals = deals.assign(code=codes).groupby("code")["amount"].sum().sort_index()
+        listed = "; ".join(f"{code} {total:,.2f}" for code, total in totals.items())
+        raise InputError(
+            f"amounts are in several currencies ({listed}) and adding them would "
+            f"be wrong: pass --rates FILE (or a CurrencyType export) or include a "
+            f"converted amount column in {reporting}",
+            file=batch.notes.get("file"),
+        )
     distinct = pd.unique(codes)
     factors = parsing.convert_currency(
         pd.Series(np.ones(len(distinct))),
@@ -383,6 +414,12 @@ def _summary(source, files, history, batches, totals, converted, today) -> dict:
                 notes[key] = notes.get(key, 0) + value
             else:
                 notes[key] = value
+    if totals.get("deals_older_snapshot"):
+        warnings.append(
+            f"{totals['deals_older_snapshot']} deal(s) have versions stored after "
+            "this snapshot: the file was taken as their state on the snapshot date "
+            "and their current state was kept"
+        )
     if totals.get("snapshot_moved"):
         warnings.append(
             f"{totals['snapshot_moved']} change(s) were dated one second after the "
@@ -406,6 +443,16 @@ def _summary(source, files, history, batches, totals, converted, today) -> dict:
         ),
         "currencies_converted": int(converted),
         "has_dates": all(b.has_dates for b in batches),
+        **{
+            key: totals[key]
+            for key in (
+                "deals_older_snapshot",
+                "stakeholders_added",
+                "stakeholders_removed",
+                "stakeholder_deals_kept",
+            )
+            if key in totals
+        },
         "today": today,
         "warnings": warnings,
     }
@@ -419,6 +466,13 @@ def _summary_table(summary: dict) -> pd.DataFrame:
         for key, value in summary.items()
         if not isinstance(value, list | dict)
     ]
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            rows += [
+                {"field": f"{key} {name}", "value": text}
+                for name, text in value.items()
+                if not isinstance(text, list | dict)
+            ]
     for skip in summary["rows_skipped"]:
         shown = ", ".join(str(n) for n in skip["lines"][:8])
         more = " ..." if skip["count"] > 8 else ""

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 # Columns of DealBatch.deals, in the order of the ``deals`` table.
@@ -132,6 +131,24 @@ class DealBatch:
     warnings : list of str
     notes : dict
         Further summary fields of this source (duplicates collapsed, ...).
+    stakeholders : pandas.DataFrame or None
+        Buying influences the source names (Salesforce contact roles):
+        ``stakeholder_id, deal_id, name, title, role, influence,
+        recorded_at``; None when the source has none.
+    rates : dict or None
+        Exchange rates that came with the files (Salesforce CurrencyType),
+        used when the import is given none.
+    amounts_converted : bool
+        True when ``deals.amount`` is already in the reporting currency
+        (``meta["currency"]``), such as a report's ``Amount (Converted)``.
+    stages_complete : bool
+        False when ``stages`` are only the stages the file happens to show, in
+        no reliable order (a report): then only stages not stored yet are
+        added.
+    missing_fields : frozenset of str
+        Deal fields the source does not carry (a report without an Owner
+        column): a deal already stored keeps its values of these instead of
+        having them blanked.
     """
 
     source: str
@@ -147,6 +164,11 @@ class DealBatch:
     warnings: list[str] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
     mapping: dict | None = None
+    stakeholders: pd.DataFrame | None = None
+    rates: dict | None = None
+    amounts_converted: bool = False
+    missing_fields: frozenset = frozenset()
+    stages_complete: bool = True
 
 
 def empty_stages() -> pd.DataFrame:
@@ -213,14 +235,14 @@ def conform_versions(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    values = pd.Series(values, dtype="object")
-    cleaned = [
-        None
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
-        else (str(v).strip() or None)
-        for v in values
-    ]
-    return pd.Series(cleaned, index=values.index, dtype="str")
+    """Trimmed text; missing values and blank text are missing."""
+    values = pd.Series(values)
+    if not len(values):
+        return pd.Series([], index=values.index, dtype="str")
+    missing = values.isna().to_numpy()
+    text = values.astype("str").str.strip()
+    blank = missing | (text == "").fillna(True).to_numpy()
+    return pd.Series(text.where(~blank, None), index=values.index, dtype="str")
 
 
 def _dates(values: pd.Series) -> pd.Series:

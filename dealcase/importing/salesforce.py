@@ -1,4 +1,13 @@
-"""Salesforce Data Export: ``Opportunity.csv`` and ``OpportunityHistory.csv``.
+"""Salesforce Data Export: ``Opportunity.csv``, ``OpportunityHistory.csv`` and
+the companion files that resolve ids into names.
+
+All files are passed together; :mod:`dealcase.importing.salesforce_files`
+tells them apart and reads the companions (``User`` names the owners,
+``Account`` the accounts and adds ``Account.<field>`` attributes,
+``OpportunityContactRole`` with ``Contact`` gives stakeholders,
+``CurrencyType`` the exchange rates). A report export instead of
+``Opportunity.csv`` goes to :mod:`dealcase.importing.salesforce_report`.
+One opportunity file per import: several are refused with an InputError.
 
 Fields taken from Opportunity: ``Id`` (deal id), ``Name``, ``AccountId``
 (``Account.Name`` when a report export carries it), ``OwnerId`` (or
@@ -44,7 +53,14 @@ from dealcase.importing.batch import (
     conform_deals,
     conform_versions,
 )
-from dealcase.importing.readers import read_table
+from dealcase.importing.salesforce_files import (
+    ACCOUNT_ATTRIBUTES,
+    account_table,
+    contact_roles,
+    currency_rates,
+    sort_files,
+    user_names,
+)
 from dealcase.importing.writer import value_keys
 
 logger = logging.getLogger(__name__)
@@ -57,52 +73,65 @@ HISTORY_REQUIRED = ("OpportunityId", "CreatedDate", "StageName")
 def build_salesforce_batch(
     files, *, history=None, date_order: str | None = None
 ) -> DealBatch:
-    """Read a Salesforce opportunity export (and its history) into a batch.
+    """Read a Salesforce export (and its companions) into a batch.
 
     Parameters
     ----------
     files : list of path
-        ``Opportunity.csv`` files; an ``OpportunityHistory.csv`` among them
-        (recognised by its ``OpportunityId`` column) is taken as history.
+        Every file of the export: ``Opportunity.csv`` (or one opportunity
+        report export) and any of ``OpportunityHistory``, ``User``,
+        ``Account``, ``Contact``, ``OpportunityContactRole`` and
+        ``CurrencyType``, each recognised by its name or header (see
+        :mod:`dealcase.importing.salesforce_files`).
     history : path, optional
-        ``OpportunityHistory.csv``.
+        ``OpportunityHistory.csv`` (the same as passing it among ``files``).
 
     Raises
     ------
     InputError
-        A required column is missing or a value cannot be read.
+        No opportunity file, several of them, a file of unknown kind, a
+        required column missing, or a value that cannot be read.
     """
-    opportunity_files, history_files = [], [Path(history)] if history else []
-    for path in files:
-        raw = read_table(path)
-        if (
-            "OpportunityId" in raw.columns
-            and "Id" in raw.columns
-            and ("StageName" in raw.columns and "IsWon" not in raw.columns)
-        ):
-            history_files.append(raw)
-        else:
-            opportunity_files.append(raw)
-    if not opportunity_files:
+    found = sort_files(files, history)
+    reports = found.of("report")
+    opportunities = found.of("opportunity")
+    if len(opportunities) + len(reports) > 1:
+        names = ", ".join(Path(t.path).name for t in opportunities + reports)
         raise InputError(
-            "no Opportunity export among the files: expected a CSV with columns "
-            "Id, StageName, IsWon",
-            file=files[0],
-        )
-    if len(opportunity_files) > 1:
-        raise NotImplementedError(
-            "one Opportunity export per Salesforce import; import the files one "
+            f"several opportunity files were given ({names}): a Salesforce import "
+            "takes one Opportunity export or one report; import the files one "
             "after another"
         )
-    raw = opportunity_files[0]
+    if reports:
+        from dealcase.importing.salesforce_report import build_report_batch
+
+        if found.of("history"):
+            raise InputError(
+                "OpportunityHistory goes with a data export's Opportunity.csv, not "
+                "with a report export",
+                file=found.of("history")[0].path,
+            )
+        batch = build_report_batch(reports[0], date_order=date_order)
+        _add_companions(batch, found)
+        return batch
+    if not opportunities:
+        ignored = f" (not read: {', '.join(found.ignored)})" if found.ignored else ""
+        raise InputError(
+            "no Opportunity export among the files: expected a CSV with columns "
+            "Id, StageName, IsWon (Opportunity.csv) or an opportunity report with "
+            f"Stage and Opportunity Name{ignored}",
+            file=Path(files[0]) if files else None,
+        )
+    raw = opportunities[0]
     warnings = list(raw.warnings)
     skipped: list[SkippedRows] = []
-    deals, lines = _opportunities(raw, skipped, warnings, date_order)
+    users = user_names(found.one("user"))
+    accounts = account_table(found.one("account"))
+    deals, lines = _opportunities(raw, skipped, warnings, date_order, users, accounts)
 
     versions = pd.DataFrame()
     history_rows = 0
-    for item in history_files:
-        history_raw = item if not isinstance(item, Path) else read_table(item)
+    for history_raw in found.of("history"):
         warnings += history_raw.warnings
         rows = _history(history_raw, deals, skipped, warnings, date_order)
         history_rows += len(history_raw.frame)
@@ -121,7 +150,14 @@ def build_salesforce_batch(
 
     stages = _stages(deals)
     deals = conform_deals(deals)
-    return DealBatch(
+    notes = {"file": str(raw.path)}
+    if users:
+        notes["owners_resolved"] = int(deals["owner"].isin(set(users.values())).sum())
+    if len(accounts):
+        notes["accounts_resolved"] = int(
+            deals["account"].isin(set(accounts["Name"])).sum()
+        )
+    batch = DealBatch(
         source="salesforce",
         deals=deals,
         versions=versions,
@@ -133,8 +169,39 @@ def build_salesforce_batch(
         history_rows_read=history_rows,
         skipped=skipped,
         warnings=warnings,
-        notes={"file": str(raw.path)},
+        notes=notes,
+        missing_fields=frozenset({"team", "segment"}),
     )
+    _add_companions(batch, found)
+    return batch
+
+
+def _add_companions(batch: DealBatch, found) -> None:
+    """Stakeholders and exchange rates from the companion files."""
+    if found.ignored:
+        batch.notes["files_ignored"] = list(found.ignored)
+        batch.warnings.append(
+            f"{len(found.ignored)} file(s) are not objects this import reads and "
+            f"were left unread: {', '.join(found.ignored[:10])}"
+            + (" ..." if len(found.ignored) > 10 else "")
+        )
+    stakeholders, counts = contact_roles(
+        found.one("contact_role"), found.one("contact"), batch.deals["deal_id"]
+    )
+    if found.one("contact_role") is not None:
+        batch.stakeholders = stakeholders
+        batch.notes.update(counts)
+        if counts.get("contact_roles_without_role"):
+            batch.warnings.append(
+                f"{counts['contact_roles_without_role']} contact role(s) have a role "
+                "with no buying-influence equivalent (such as Other) and were not "
+                "made stakeholders"
+            )
+    rates, corporate = currency_rates(found.one("currency"))
+    if rates is not None:
+        batch.rates = rates
+        if corporate and not batch.meta.get("currency"):
+            batch.meta["currency"] = corporate
 
 
 def _blank_placeholders(frame: pd.DataFrame) -> pd.DataFrame:
@@ -160,7 +227,7 @@ def _first_column(raw, *names) -> str | None:
     return next((n for n in names if n in raw.columns), None)
 
 
-def _opportunities(raw, skipped, warnings, date_order):
+def _opportunities(raw, skipped, warnings, date_order, users=None, accounts=None):
     _require(raw, REQUIRED)
     file = str(raw.path)
     frame = _blank_placeholders(raw.frame)
@@ -209,6 +276,22 @@ def _opportunities(raw, skipped, warnings, date_order):
     deals["name"] = text("Name").to_numpy()
     deals["account"] = text("Account.Name", "AccountName", "AccountId").to_numpy()
     deals["owner"] = text("Owner.Name", "OwnerName", "OwnerId").to_numpy()
+    if users and _first_column(raw, "Owner.Name", "OwnerName") is None:
+        if "OwnerId" in frame.columns:
+            named = frame["OwnerId"].map(users)
+            deals["owner"] = named.where(named.notna(), frame["OwnerId"]).to_numpy()
+    account_names = {}
+    if accounts is not None and len(accounts) and "AccountId" in frame.columns:
+        account_names = dict(zip(accounts["Id"], accounts["Name"]))
+        if _first_column(raw, "Account.Name", "AccountName") is None:
+            named = frame["AccountId"].map(account_names)
+            deals["account"] = named.where(named.notna(), frame["AccountId"]).to_numpy()
+        by_id = accounts.set_index("Id")
+        for column in ACCOUNT_ATTRIBUTES:
+            if column in by_id.columns:
+                frame[f"Account.{column}"] = (
+                    frame["AccountId"].map(by_id[column]).fillna("").to_numpy()
+                )
     deals["stage"] = frame["StageName"].to_numpy()
     if "StageSortOrder" in frame.columns:
         deals["stage_order"] = pd.to_numeric(frame["StageSortOrder"], errors="coerce")
@@ -253,6 +336,8 @@ def _opportunities(raw, skipped, warnings, date_order):
     custom = [c for c in raw.columns if c.endswith("__c")]
     names = {c: c for c in ATTRIBUTE_COLUMNS if c in frame.columns}
     names.update({c: c for c in custom})
+    names.update({c: c for c in frame.columns if c.startswith("Account.")})
+    names.pop("Account.Name", None)
     deals["attributes"] = attributes_json(frame, names).to_numpy()
     deals["source"] = "salesforce"
     return deals, line_list

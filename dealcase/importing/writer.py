@@ -16,7 +16,18 @@ The rules every source shares:
 - After that, a deal whose stored latest version differs from its state in
   the file gets one more version at the snapshot moment (the import time by
   default): this is how repeated snapshot exports build history.
+- A file older than a deal's stored history (its snapshot moment is before
+  the deal's latest stored version, and the file has no version that
+  recent: an earlier weekly export imported late, or again) is the deal's
+  state at that moment: the deal's current row is kept, and a version is
+  added at the snapshot moment only where the state then differs.
 - Sources without dates write deals only, no history.
+- Stakeholders a source names (Salesforce contact roles) are written as
+  versions with ``recorded_by = 'import'``, and only for deals that have no
+  stakeholder recorded in the app: once a person edits a deal's buying
+  influences, imports leave them alone. A person unchanged since the last
+  import gets no new version; one no longer in the file gets a ``removed``
+  version.
 
 Nothing here commits: the caller runs it inside one transaction.
 """
@@ -36,6 +47,7 @@ from dealcase.importing.batch import (
     STATE_FIELDS,
     VERSION_COLUMNS,
     DealBatch,
+    conform_deals,
     conform_versions,
 )
 from dealcase.store import set_meta
@@ -67,9 +79,12 @@ def _field_text(values: pd.Series, name: str) -> pd.Series:
     if name in _MONEY or name in _PROBABILITY:
         numbers = pd.to_numeric(values, errors="coerce").astype("float64")
         digits = 2 if name in _MONEY else 4
-        rounded = numbers.round(digits) + 0.0  # no negative zero
-        text = rounded.map(lambda v: "" if np.isnan(v) else f"{v:.{digits}f}")
-        return text.astype("str")
+        # Whole cents (or 1/10,000ths) as integers: equal text, equal value.
+        scaled = np.round(numbers.to_numpy() * 10**digits)
+        unknown = np.isnan(scaled)
+        whole = pd.Series(np.where(unknown, 0, scaled).astype(np.int64), dtype="str")
+        text = whole.where(~unknown, "")
+        return pd.Series(text.to_numpy(), index=values.index, dtype="str")
     if name in _DATES:
         days = pd.to_datetime(values, errors="coerce")
         return days.dt.strftime("%Y-%m-%d").fillna("").astype("str")
@@ -132,27 +147,40 @@ def write_batch(
         existing = con.execute(
             f"SELECT d.* FROM deals d JOIN {ids_view} i USING (deal_id)"
         ).df()
-        counts.update(_upsert_deals(con, deals, existing))
+        deals = _keep_stored_fields(batch, existing)
+        stored = None
+        older = set()
+        if batch.has_dates:
+            stored = conform_versions(
+                con.execute(
+                    f"SELECT h.deal_id, h.valid_from, h.stage, h.amount, "
+                    f"h.close_date, h.forecast_category, h.probability, h.outcome, "
+                    f"h.source FROM deal_history h JOIN {ids_view} i USING (deal_id)"
+                ).df()
+            )
+            older = _older_snapshot(batch, stored, snapshot_at)
+        current = ~deals["deal_id"].isin(older).to_numpy()
+        counts.update(_upsert_deals(con, deals.loc[current], existing))
+        counts["deals_older_snapshot"] = len(older)
 
         if batch.has_dates:
             report(0.5, "adding history versions")
-            stored = con.execute(
-                f"SELECT h.deal_id, h.valid_from, h.stage, h.amount, h.close_date, "
-                f"h.forecast_category, h.probability, h.outcome, h.source "
-                f"FROM deal_history h JOIN {ids_view} i USING (deal_id)"
-            ).df()
             counts.update(
                 _merge_versions(
                     con,
                     batch,
-                    conform_versions(stored),
+                    stored,
                     snapshot_at=snapshot_at,
                     authoritative=authoritative_history,
+                    older=older,
                 )
             )
 
+    if batch.stakeholders is not None:
+        report(0.85, "adding stakeholders")
+        counts.update(_write_stakeholders(con, batch, snapshot_at=snapshot_at))
     report(0.9, "updating stages and settings")
-    _write_stages(con, batch.stages)
+    _write_stages(con, batch.stages, complete=batch.stages_complete)
     for key, value in batch.meta.items():
         if value is not None:
             set_meta(con, key, value)
@@ -232,6 +260,65 @@ def _cast(column: str, alias: str | None = None) -> str:
     return ref
 
 
+def _keep_stored_fields(batch: DealBatch, existing: pd.DataFrame) -> pd.DataFrame:
+    """Fill the fields the source does not carry with the stored values.
+
+    Changes ``batch.deals`` (and null values of those fields in
+    ``batch.versions``) in place, so a report without, say, a Probability
+    column neither blanks the stored probability nor adds a version for it.
+    """
+    missing = [f for f in DEAL_COLUMNS if f in batch.missing_fields]
+    if not missing or existing.empty:
+        return batch.deals
+    deals = batch.deals
+    stored = existing.set_index("deal_id")
+    known = deals["deal_id"].isin(stored.index).to_numpy()
+    for name in missing:
+        values = deals["deal_id"].map(stored[name])
+        deals[name] = deals[name].astype(object).where(~known, values.astype(object))
+    batch.deals = conform_deals(deals)
+    versions = batch.versions
+    if len(versions):
+        current = batch.deals.set_index("deal_id")
+        for name in [f for f in missing if f in STATE_FIELDS]:
+            fill = versions["deal_id"].map(current[name])
+            versions[name] = (
+                versions[name]
+                .astype(object)
+                .where(versions[name].notna(), fill.astype(object))
+            )
+        batch.versions = conform_versions(versions)
+    return batch.deals
+
+
+def _older_snapshot(
+    batch: DealBatch, stored: pd.DataFrame, snapshot_at: dt.datetime
+) -> set:
+    """Deals for which the file is an older view than the stored history.
+
+    A deal's stored history reaches past the snapshot moment, and nothing the
+    batch says about the deal is that recent: the file shows the deal as it
+    was at the snapshot (an earlier weekly export imported late, or again),
+    not as it is now.
+    """
+    if stored is None or stored.empty:
+        return set()
+    moment = np.datetime64(pd.Timestamp(snapshot_at).to_datetime64(), "us")
+    stored_last = stored.groupby("deal_id")["valid_from"].max()
+    ahead = stored_last[stored_last.to_numpy().astype("M8[us]") > moment]
+    if ahead.empty:
+        return set()
+    versions = batch.versions
+    if len(versions):
+        incoming_last = versions.groupby("deal_id")["valid_from"].max()
+        reaches = incoming_last.reindex(ahead.index)
+        newer = reaches.notna().to_numpy() & (
+            reaches.to_numpy().astype("M8[us]") >= ahead.to_numpy().astype("M8[us]")
+        )
+        ahead = ahead.loc[~newer]
+    return set(ahead.index) & set(batch.deals["deal_id"])
+
+
 def _merge_versions(
     con,
     batch: DealBatch,
@@ -239,6 +326,7 @@ def _merge_versions(
     *,
     snapshot_at: dt.datetime,
     authoritative: bool,
+    older: set | None = None,
 ) -> dict:
     incoming = conform_versions(batch.versions)
     incoming = incoming.loc[incoming["deal_id"].isin(batch.deals["deal_id"])]
@@ -311,9 +399,16 @@ def _merge_versions(
     current = batch.deals.set_index("deal_id")
     latest = latest.reindex(current.index)
     missing = latest["valid_from"].isna().to_numpy()
-    differs = missing | (
-        value_keys(latest, STATE_FIELDS).to_numpy()
-        != value_keys(current, STATE_FIELDS).to_numpy()
+    past = current.index.isin(list(older or ()))
+    differs = ~past & (
+        missing
+        | (
+            value_keys(latest, STATE_FIELDS).to_numpy()
+            != value_keys(current, STATE_FIELDS).to_numpy()
+        )
+    )
+    past_rows = _past_snapshot(
+        con, current.loc[past], timeline, snapshot_at, batch.source
     )
     snapshot = current.loc[differs, STATE_FIELDS].reset_index()
     moved = 0
@@ -329,11 +424,50 @@ def _merge_versions(
         snapshot["source"] = batch.source
         _insert_versions(con, conform_versions(snapshot))
     return {
-        "history_rows": len(candidates) + len(snapshot),
-        "history_rows_corrected": corrected,
-        "snapshot_versions": len(snapshot),
+        "history_rows": len(candidates) + len(snapshot) + past_rows["added"],
+        "history_rows_corrected": corrected + past_rows["corrected"],
+        "snapshot_versions": len(snapshot) + past_rows["added"],
         "snapshot_moved": moved,
     }
+
+
+def _past_snapshot(
+    con, current: pd.DataFrame, timeline, snapshot_at, source: str
+) -> dict:
+    """Record an older snapshot's state of ``current`` deals at its moment.
+
+    Nothing is added where the state in effect at that moment is already the
+    file's; a stored version at exactly that moment with another state (the
+    same day's export, corrected) is updated in place.
+    """
+    if current.empty:
+        return {"added": 0, "corrected": 0}
+    moment = np.datetime64(pd.Timestamp(snapshot_at).to_datetime64(), "us")
+    probe = pd.DataFrame(
+        {
+            "deal_id": current.index.to_numpy(),
+            "valid_from": np.full(len(current), moment, dtype="M8[us]"),
+            "row": np.arange(len(current)),
+        }
+    )
+    known = timeline.assign(at=timeline["valid_from"]).sort_values("valid_from")
+    effect = pd.merge_asof(
+        probe, known, on="valid_from", by="deal_id", allow_exact_matches=True
+    ).sort_values("row")
+    state = current[STATE_FIELDS].reset_index()
+    same = effect["outcome"].notna().to_numpy() & (
+        value_keys(effect, STATE_FIELDS).to_numpy()
+        == value_keys(state, STATE_FIELDS).to_numpy()
+    )
+    at_moment = (effect["at"].to_numpy().astype("M8[us]") == moment) & ~same
+    rows = conform_versions(
+        state.assign(valid_from=probe["valid_from"].to_numpy(), source=source)
+    )
+    if at_moment.any():
+        _update_versions(con, rows.loc[at_moment])
+    added = ~same & ~at_moment
+    _insert_versions(con, rows.loc[added])
+    return {"added": int(added.sum()), "corrected": int(at_moment.sum())}
 
 
 def _replace_rows(stored: pd.DataFrame, fixes: pd.DataFrame) -> pd.DataFrame:
@@ -364,13 +498,128 @@ def _update_versions(con, versions: pd.DataFrame) -> None:
         )
 
 
-def _write_stages(con, stages: pd.DataFrame) -> None:
+def _write_stages(con, stages: pd.DataFrame, *, complete: bool = True) -> None:
+    """Store the batch's stages.
+
+    ``complete`` False (a report, which shows some stages in no reliable
+    order) adds only stages not stored yet, after the stored ones. A stage
+    without a default probability keeps the stored one.
+    """
     if stages is None or stages.empty:
         return
+    if not complete:
+        known = {row[0] for row in con.execute("SELECT stage FROM stages").fetchall()}
+        stages = stages.loc[~stages["stage"].isin(known)]
+        if stages.empty:
+            return
+        start = con.execute(
+            "SELECT coalesce(max(sort_order), 0) FROM stages"
+        ).fetchall()[0][0]
+        stages = stages.assign(
+            sort_order=np.arange(start + 1, start + 1 + len(stages), dtype=np.int64)
+        )
     with _registered(con, stages) as view:
         con.execute(
             "INSERT OR REPLACE INTO stages "
             "(stage, sort_order, default_probability, is_closed, is_won) "
-            f"SELECT stage, sort_order, default_probability, is_closed, is_won "
-            f"FROM {view}"
+            "SELECT v.stage, v.sort_order, "
+            "coalesce(v.default_probability, s.default_probability), "
+            f"v.is_closed, v.is_won FROM {view} v LEFT JOIN stages s USING (stage)"
         )
+
+
+IMPORT_AUTHOR = "import"
+_PERSON_FIELDS = ["name", "title", "role", "influence", "removed"]
+
+
+def _write_stakeholders(con, batch: DealBatch, *, snapshot_at: dt.datetime) -> dict:
+    """Append stakeholder versions from ``batch.stakeholders`` (see the
+    module docstring); returns the counts for the summary."""
+    incoming = batch.stakeholders.copy()
+    incoming = incoming.loc[incoming["deal_id"].isin(batch.deals["deal_id"])]
+    incoming["removed"] = False
+    with _registered(con, batch.deals[["deal_id"]]) as ids_view:
+        stored = con.execute(
+            f"""
+            SELECT s.stakeholder_id, s.deal_id, s.name, s.title, s.role,
+                   s.influence, s.removed, s.recorded_by, s.recorded_at
+            FROM stakeholders s JOIN {ids_view} i USING (deal_id)
+            ORDER BY s.recorded_at, s.version_id
+            """
+        ).df()
+    by_app = stored["recorded_by"].fillna("") != IMPORT_AUTHOR
+    app_deals = set(stored.loc[by_app, "deal_id"])
+    kept = incoming["deal_id"].isin(app_deals)
+    incoming = incoming.loc[~kept].reset_index(drop=True)
+    latest = (
+        stored.loc[~by_app & ~stored["deal_id"].isin(app_deals)]
+        .groupby("stakeholder_id", sort=False)
+        .tail(1)
+        .set_index("stakeholder_id")
+    )
+    moment = pd.Timestamp(snapshot_at)
+
+    def after_last(ids) -> np.ndarray:
+        last = pd.to_datetime(latest["recorded_at"].reindex(ids)).to_numpy()
+        at = np.full(len(ids), moment.to_datetime64(), dtype="M8[us]")
+        late = ~pd.isna(last) & (last.astype("M8[us]") >= at)
+        at[late] = last[late].astype("M8[us]") + np.timedelta64(1, "s")
+        return at
+
+    # New people and changed ones.
+    previous = latest.reindex(incoming["stakeholder_id"])
+    is_new = previous["name"].isna().to_numpy()
+    differs = is_new | (
+        value_keys(previous.reset_index(drop=True), _PERSON_FIELDS).to_numpy()
+        != value_keys(incoming, _PERSON_FIELDS).to_numpy()
+    )
+    added = incoming.loc[differs].reset_index(drop=True)
+    first_at = pd.to_datetime(added["recorded_at"]).to_numpy().astype("M8[us]")
+    later_at = after_last(added["stakeholder_id"])
+    new_rows = is_new[differs]
+    use_file = new_rows & ~np.isnat(first_at)
+    added["recorded_at"] = np.where(use_file, first_at, later_at)
+
+    # People imported before who are no longer on the deal in the file.
+    present = set(incoming["stakeholder_id"])
+    gone = latest.loc[
+        ~latest.index.isin(present) & ~latest["removed"].fillna(False).astype(bool)
+    ].reset_index()
+    gone = gone.assign(removed=True, recorded_at=after_last(gone["stakeholder_id"]))
+
+    rows = pd.concat(
+        [added.assign(removed=False), gone[added.columns.intersection(gone.columns)]],
+        ignore_index=True,
+    )
+    if len(rows):
+        rows = rows.assign(recorded_by=IMPORT_AUTHOR)
+        frame = pd.DataFrame(
+            {
+                "stakeholder_id": rows["stakeholder_id"].astype("str"),
+                "deal_id": rows["deal_id"].astype("str"),
+                "name": rows["name"].astype("str"),
+                "title": rows["title"].astype("str"),
+                "role": rows["role"].astype("str"),
+                "influence": rows["influence"].astype("str"),
+                "removed": rows["removed"].astype(bool),
+                "recorded_by": rows["recorded_by"].astype("str"),
+                "recorded_at": pd.to_datetime(rows["recorded_at"]).astype(
+                    "datetime64[us]"
+                ),
+            }
+        )
+        with _registered(con, frame) as view:
+            con.execute(
+                f"""
+                INSERT INTO stakeholders (stakeholder_id, deal_id, name, title,
+                    role, influence, removed, recorded_by, recorded_at)
+                SELECT stakeholder_id, deal_id, name, title, role, influence,
+                       removed, recorded_by, CAST(recorded_at AS TIMESTAMP)
+                FROM {view}
+                """
+            )
+    return {
+        "stakeholders_added": int(len(added)),
+        "stakeholders_removed": int(len(gone)),
+        "stakeholder_deals_kept": len(set(batch.stakeholders["deal_id"]) & app_deals),
+    }

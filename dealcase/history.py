@@ -33,6 +33,7 @@ STATE_COLUMNS = [
     "forecast_category",
     "probability",
     "outcome",
+    "next_step",
 ]
 
 
@@ -61,7 +62,8 @@ def deals_as_of(
         SELECT p.deal_id, p.name, p.account, p.owner, p.team, p.segment,
                p.created_on, p.source, p.attributes,
                h.valid_from, h.stage, h.amount, h.close_date,
-               h.forecast_category, h.probability, h.outcome
+               h.forecast_category, h.probability, h.outcome,
+               h.next_step
         FROM probe p
         ASOF JOIN deal_history h
           ON p.deal_id = h.deal_id AND p.cutoff > h.valid_from

@@ -93,6 +93,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 forecast_category VARCHAR,
                 probability DOUBLE,
                 outcome VARCHAR NOT NULL DEFAULT 'open',
+                next_step VARCHAR,
                 source VARCHAR,
                 PRIMARY KEY (deal_id, valid_from)
             )

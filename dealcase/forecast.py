@@ -4,9 +4,14 @@ The quarter's result is what is booked already (deals won in the quarter up
 to the end of the as-of date), plus each open deal won before the quarter
 ends (a Bernoulli draw with its in-quarter probability: close likelihood
 times timing, see :mod:`dealcase.timing`), plus new business that is not in
-the pipeline yet (:mod:`dealcase.newbusiness`). All parts are drawn together
-with one seeded ``numpy.random.Generator``; the roll-ups by team, owner or
-segment are sums over the same draws, so parts and whole agree.
+the pipeline yet (:mod:`dealcase.newbusiness`). Two checks against history
+correct the model's level: likelihoods follow the recent win rate, and the
+open deals' probabilities are scaled by how the same method did on the
+most recent window of the same length (:func:`_recent_check`).
+
+All parts are drawn together with one seeded ``numpy.random.Generator``; the
+roll-ups by team, owner or segment are sums over the same draws, so parts
+and whole agree.
 
 Estimated probabilities share an uncertainty factor per draw (lognormal,
 mean 1), wider when few deals had closed before the as-of date: a forecast
@@ -67,8 +72,8 @@ FEW_CLOSED = 1000
 # Likelihoods follow the win rate of the closes of the last this many days.
 RECENT_WIN_RATE_DAYS = 91
 MIN_RECENT_CLOSES = 100
-# The recent-window check needs at least this many days; systematic errors
-# of about this fraction are expected a priori.
+# The check against the previous quarter needs at least this many days
+# left; systematic errors of about this fraction are expected a priori.
 MIN_CHECK_DAYS = 28
 CHECK_SYSTEMATIC = 0.15
 
@@ -386,9 +391,7 @@ def forecast_inputs(
         open_deals["timing_basis"] = deal_timing["timing_basis"]
         estimated = likelihood * open_deals["p_timing"]
         if scores is None and given.isna().all():
-            estimated = estimated * _recent_check(
-                con, as_of, quarter.end, timing, model, notes
-            )
+            estimated = estimated * _recent_check(con, as_of, quarter, model, notes)
         open_deals["p_in_quarter"] = np.where(
             given.notna(), given, estimated.clip(0.0, 1.0)
         )
@@ -503,34 +506,25 @@ def _shift_to_recent_win_rate(con, as_of, frame, notes) -> pd.DataFrame:
     return frame
 
 
-def _recent_check(con, as_of, quarter_end, timing, model, notes) -> float:
-    """How the same method did on the most recent window: the ratio of what
-    was won to what it expected.
+def _recent_check(con, as_of, quarter: Quarter, model, notes) -> float:
+    """How the same method did at the same point of the previous quarter:
+    the ratio of what was won to what it expected.
 
-    The deals open ``h`` days before the as-of date (``h`` the days left in
-    the quarter, shorter when history is shorter, at least
-    :data:`MIN_CHECK_DAYS`) are scored with the same model and with timing
-    learned from what was known ``h`` days before; the
-    value they won by the as-of date, over the value expected, scales the
-    open deals' probabilities (shrunk towards 1 as far as the difference
-    could be chance, within 0.5..2). Returns 1 when the window is too short
-    or nothing was expected.
+    The deals open on the same day of the previous quarter are scored with
+    the same model and with timing learned from what was known that day
+    (the method replayed out of sample); the value they won by that
+    quarter's end, over the value expected, scales the open deals'
+    probabilities (shrunk towards 1 as far as the difference could be
+    chance, within 0.5..2). Comparing the same point of the quarter keeps a
+    quarter-end rush from reading as a change in level. Returns 1 when too
+    few deals had closed by then or nothing was expected.
     """
-    first_close = con.execute(
-        "SELECT min(closed_on) FROM deals WHERE outcome IN ('won','lost') "
-        "AND closed_on <= ?",
-        [as_of],
-    ).fetchone()[0]
-    if first_close is None:
+    previous = quarter.previous()
+    offset = max((as_of - quarter.start).days, 0)
+    start = min(previous.start + dt.timedelta(days=offset), previous.end)
+    as_of = previous.end
+    if (as_of - start).days < MIN_CHECK_DAYS:
         return 1.0
-    horizon = min((quarter_end - as_of).days, (as_of - first_close).days)
-    if horizon < MIN_CHECK_DAYS:
-        notes.append(
-            f"closes recorded over only {(as_of - first_close).days} days: "
-            "the forecast could not be checked against a recent window"
-        )
-        return 1.0
-    start = as_of - dt.timedelta(days=horizon)
     past = open_deal_state(con, start)
     if past.empty:
         return 1.0
@@ -549,7 +543,7 @@ def _recent_check(con, as_of, quarter_end, timing, model, notes) -> float:
     if past_timing.age.won + past_timing.age.lost < MIN_RECENT_CLOSES:
         notes.append(
             f"too few deals had closed by {start} to check the forecast "
-            "against a recent window"
+            f"against {previous.name}"
         )
         return 1.0
     p_timing = past_timing.deal_timing(past, as_of)["p_timing"]
@@ -641,8 +635,7 @@ def forecast_from_inputs(
     ).to_numpy()
     amounts = open_deals["amount"].to_numpy(dtype=float)
     probabilities = open_deals["p_in_quarter"].to_numpy(dtype=float)
-    # Deals whose probability is given (overrides) are not scaled by the
-    # shared factor; they are drawn apart with sigma 0 through p in {0, 1}.
+    # Overridden deals have p 0 or 1, which the shared factor leaves as is.
     exact = None if len(amounts) * draws <= FULL_SIMULATION_LIMIT else EXACT_DEALS
     distribution = quarter_distribution(
         amounts,
@@ -672,7 +665,6 @@ def forecast_from_inputs(
             open_frame=open_deals,
             new_value=sum(new_value.values()),
             new_variance=sum(new_var.values()),
-            new_draws=None,
             target=company_target,
         )
     )
@@ -702,7 +694,6 @@ def forecast_from_inputs(
                     open_frame=members,
                     new_value=new_value.get(name, 0.0),
                     new_variance=new_var.get(name, 0.0),
-                    new_draws=None,
                     target=target,
                 )
             )
@@ -717,7 +708,7 @@ def forecast_from_inputs(
     return doc
 
 
-def _summary(*, draws, booked, open_frame, new_value, new_variance, new_draws, target):
+def _summary(*, draws, booked, open_frame, new_value, new_variance, target):
     p10, p50, p90 = _quantiles(draws)
     open_expected = float((open_frame["amount"] * open_frame["p_in_quarter"]).sum())
     expected = booked + open_expected + new_value

@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from dealcase.errors import InputError
 from dealcase.timing import AgeHazards
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ def estimate_new_business(
     notes on fallbacks taken. Uses only deals created and won on or before
     ``as_of``.
     """
+    if by not in ("team", "owner", "segment"):
+        raise InputError(f"cannot group new business by '{by}'")
     notes: list[str] = []
     days_left = (quarter_end - as_of).days
     if days_left <= 0:

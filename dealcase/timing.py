@@ -1,23 +1,26 @@
-"""When open deals close: the chance a deal that will be won is won in time.
+"""When open deals close: the chance an open deal closes before the quarter
+ends.
 
 A deal's chance to be won before the quarter ends is its close likelihood
-(the chance it is won at all) times its timing: the chance it is won by the
-quarter's last day given that it is won. Timing is learned only from what was
-known at the end of the as-of date, in two ways:
+times its timing. The close-likelihood model learns from deals that had
+closed, so its likelihood is the chance a deal is won once it closes; timing
+is the chance that it closes (won or lost) by the quarter's last day. Deals
+that sit open and never close are thereby handled by timing: a deal much
+older than any deal that ever closed gets little chance. Timing is learned
+only from what was known at the end of the as-of date, in two ways:
 
-- **By expected close date.** On weekly snapshots of the past pipeline, every
-  open deal that was later won (on or before the as-of date) gives one
-  observation: the days from the snapshot to the win, filed under how far
-  away its expected close date was and how often it had been pushed. A deal
-  open today is timed by the share of its cell that was won within the days
-  left in the quarter, shrunk towards the coarser cells when the cell holds
-  few deals.
+- **By expected close date.** On weekly snapshots of the past two years,
+  every deal then open is filed under how far away its expected close date
+  was and how often it had been pushed; a deal open today is timed by the
+  share of its cell's deals that closed within the days left in the quarter
+  (among snapshots followed at least that long), shrunk towards the coarser
+  cells when the cell holds few deals.
 - **By age.** Deals without an expected close date, or with one the source
   marks unreliable (attribute ``close_date_reliable`` = ``"false"``, as
   HubSpot fills month ends), are timed by their age: daily hazards of being
-  won and of being lost at each age since creation, estimated from the
-  period in which closes were observed at all (from the first recorded close
-  to the as-of date, so a source whose closes start late is not read as
+  won and of being lost at each age since creation, estimated over the most
+  recent window that holds enough closes, and never before the first
+  recorded close (so a source whose closes start late is not read as
   "nothing closed"). The same hazards give the chance that a deal created on
   a future day is won within a given number of days, which
   :mod:`dealcase.newbusiness` uses for business not yet in the pipeline.

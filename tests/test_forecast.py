@@ -1,0 +1,468 @@
+"""Forecast: a hand-computed case, determinism, roll-ups, what-ifs, the fast
+path against a plain Monte Carlo, timing and new business by hand, and the
+Maven import end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dealcase import store
+from dealcase.forecast import (
+    exact_distribution,
+    exact_quantile,
+    forecast_quarter,
+    forecast_report,
+    forecast_trend,
+    quarter_distribution,
+)
+from dealcase.newbusiness import NewBusinessPart, estimate_new_business
+from dealcase.timing import AgeHazards, CloseDateTiming, open_deal_state
+
+AS_OF = dt.date(2024, 8, 15)
+HISTORY_INSERT = (
+    "INSERT INTO deal_history (deal_id, valid_from, stage, amount, close_date, "
+    "forecast_category, probability, outcome, source) "
+)
+
+
+def _add_deal(
+    con,
+    deal_id,
+    *,
+    team,
+    owner,
+    amount,
+    created,
+    outcome="open",
+    closed_on=None,
+    close_date=None,
+    category=None,
+    segment="mid",
+):
+    con.execute(
+        """
+        INSERT INTO deals (deal_id, name, account, owner, team, segment, stage,
+            forecast_category, amount, created_on, close_date, closed_on, outcome)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        [
+            deal_id,
+            f"Deal {deal_id}",
+            f"Acme {deal_id}",
+            owner,
+            team,
+            segment,
+            "Proposal",
+            category,
+            amount,
+            created,
+            close_date or closed_on,
+            closed_on,
+            outcome,
+        ],
+    )
+    con.execute(
+        HISTORY_INSERT + "VALUES (?, ?, 'Proposal', ?, ?, ?, NULL, 'open', 'test')",
+        [
+            deal_id,
+            dt.datetime.combine(created, dt.time(9)),
+            amount,
+            close_date,
+            category,
+        ],
+    )
+    if outcome != "open":
+        con.execute(
+            HISTORY_INSERT + "VALUES (?, ?, 'Closed', ?, ?, 'closed', NULL, ?, 'test')",
+            [
+                deal_id,
+                dt.datetime.combine(closed_on, dt.time(17)),
+                amount,
+                closed_on,
+                outcome,
+            ],
+        )
+
+
+@pytest.fixture
+def hand_db(tmp_path):
+    """Three open deals, one won in the quarter (1,000), one won last quarter."""
+    path = tmp_path / "hand.duckdb"
+    with store.connect(path) as con:
+        store.set_meta(con, "today", AS_OF.isoformat())
+        store.set_meta(con, "currency", "EUR")
+        old = dt.date(2024, 1, 10)
+        _add_deal(
+            con,
+            "A",
+            team="North",
+            owner="Ada Quill",
+            amount=100,
+            created=old,
+            close_date=dt.date(2024, 9, 1),
+            category="commit",
+        )
+        _add_deal(
+            con,
+            "B",
+            team="North",
+            owner="Ben Roe",
+            amount=300,
+            created=old,
+            close_date=dt.date(2024, 9, 20),
+            category="best_case",
+        )
+        _add_deal(
+            con,
+            "C",
+            team="South",
+            owner="Cy Vale",
+            amount=50,
+            created=old,
+            close_date=dt.date(2024, 9, 5),
+            category="pipeline",
+        )
+        _add_deal(
+            con,
+            "W",
+            team="South",
+            owner="Cy Vale",
+            amount=1000,
+            created=old,
+            outcome="won",
+            closed_on=dt.date(2024, 8, 15),
+        )
+        _add_deal(
+            con,
+            "P",
+            team="North",
+            owner="Ada Quill",
+            amount=700,
+            created=old,
+            outcome="won",
+            closed_on=dt.date(2024, 6, 30),
+        )
+        con.execute("INSERT INTO targets VALUES ('2024Q3', NULL, NULL, 1300)")
+        con.execute("INSERT INTO targets VALUES ('2024Q3', 'North', NULL, 250)")
+    return path
+
+
+HAND_SCORES = pd.DataFrame(
+    {
+        "deal_id": ["A", "B", "C"],
+        "close_likelihood": [0.5, 0.2, 1.0],
+        "p_in_quarter": [0.5, 0.2, 1.0],
+    }
+)
+
+
+def test_hand_computed_forecast(hand_db):
+    # Outcomes: 1000 booked + 50 (C, certain) + 100 w.p. 0.5 + 300 w.p. 0.2:
+    # 1050: 0.4, 1150: 0.4, 1350: 0.1, 1450: 0.1.
+    with store.connect(hand_db, read_only=True) as con:
+        doc = forecast_quarter(con, "2024Q3", AS_OF, scores=HAND_SCORES)
+    assert doc["booked"] == 1000
+    assert doc["expected"] == pytest.approx(1000 + 50 + 0.5 * 100 + 0.2 * 300)
+    assert doc["method"] == "exact"
+    assert (doc["p10"], doc["p50"], doc["p90"]) == (1050, 1150, 1350)
+    assert doc["target"] == 1300
+    assert doc["p_reach_target"] == pytest.approx(0.2)
+    assert doc["currency"] == "EUR"
+    assert doc["open_deals"]["count"] == 3
+    # the reps' call: booked + commit (A), + best case (B), + pipeline (C)
+    assert doc["reps_call"] == {
+        "commit": 1100.0,
+        "best_case": 1400.0,
+        "pipeline": 1450.0,
+    }
+    # variance a^2 p (1-p): A 2500, B 14400, C 0
+    shares = {row["deal_id"]: row["share_of_spread"] for row in doc["swing_deals"]}
+    assert shares == pytest.approx({"B": 14400 / 16900, "A": 2500 / 16900})
+
+
+def test_simulation_matches_exact_distribution():
+    exact = exact_distribution([100, 300, 50], [0.5, 0.2, 1.0], booked=1000)
+    assert exact.to_dict() == pytest.approx(
+        {1050: 0.4, 1150: 0.4, 1350: 0.1, 1450: 0.1}
+    )
+    assert exact_quantile(exact, 0.5) == 1150
+    draws = quarter_distribution(
+        [100, 300, 50], [0.5, 0.2, 1.0], booked=1000, draws=40_000, seed=3
+    ).company
+    assert np.quantile(draws, 0.1, method="inverted_cdf") == 1050
+    assert np.quantile(draws, 0.5, method="inverted_cdf") == 1150
+    # P(total <= 1150) = 0.8; 40,000 draws give a standard error of 0.002
+    assert np.mean(draws <= 1150) == pytest.approx(0.8, abs=0.01)
+    assert draws.mean() == pytest.approx(1160, abs=3)
+
+
+def test_groups_and_targets(hand_db):
+    with store.connect(hand_db, read_only=True) as con:
+        doc = forecast_quarter(con, "2024Q3", AS_OF, by="team", scores=HAND_SCORES)
+    groups = {g["name"]: g for g in doc["groups"]}
+    assert set(groups) == {"North", "South"}
+    assert groups["South"]["booked"] == 1000
+    assert groups["North"]["expected"] == pytest.approx(0.5 * 100 + 0.2 * 300)
+    assert groups["North"]["target"] == 250
+    assert groups["South"]["target"] is None
+    # North reaches 250 only when B (300) is won: 0.2 (simulated)
+    assert groups["North"]["p_reach_target"] == pytest.approx(0.2, abs=0.02)
+    assert sum(g["expected"] for g in doc["groups"]) == pytest.approx(doc["expected"])
+
+
+def test_same_seed_same_output_other_seed_differs():
+    rng = np.random.default_rng(11)
+    amounts = rng.lognormal(9, 1, 400)
+    probs = rng.uniform(0, 1, 400)
+    part = NewBusinessPart("company", 12.0, rng.lognormal(9, 1, 50))
+    first = quarter_distribution(
+        amounts, probs, new_business=[part], sigma=0.1, seed=5, draws=5000
+    ).company
+    again = quarter_distribution(
+        amounts, probs, new_business=[part], sigma=0.1, seed=5, draws=5000
+    ).company
+    other = quarter_distribution(
+        amounts, probs, new_business=[part], sigma=0.1, seed=6, draws=5000
+    ).company
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert np.median(other) == pytest.approx(np.median(first), rel=0.02)
+
+
+def test_forecast_document_is_reproducible(hand_db):
+    with store.connect(hand_db, read_only=True) as con:
+        first = forecast_quarter(con, "2024Q3", AS_OF, by="owner", seed=4, draws=3000)
+        again = forecast_quarter(con, "2024Q3", AS_OF, by="owner", seed=4, draws=3000)
+    assert json.dumps(first, default=str) == json.dumps(again, default=str)
+
+
+def test_rollups_sum_to_company_draws():
+    rng = np.random.default_rng(2)
+    amounts = rng.lognormal(8, 1, 3000)
+    probs = rng.uniform(0, 0.8, 3000)
+    groups = rng.integers(0, 4, 3000)
+    parts = [NewBusinessPart(n, 5.0, rng.lognormal(8, 1, 30)) for n in "abcd"]
+    for exact_deals in (None, 100):
+        result = quarter_distribution(
+            amounts,
+            probs,
+            group_index=groups,
+            group_names=list("abcd"),
+            booked_by_group=[10.0, 20.0, 0.0, 5.0],
+            new_business=parts,
+            sigma=0.2,
+            draws=2000,
+            seed=1,
+            exact_deals=exact_deals,
+        )
+        np.testing.assert_allclose(result.groups.sum(axis=0), result.company)
+        assert result.groups.shape == (4, 2000)
+
+
+def test_overrides_change_range_and_write_nothing(hand_db):
+    with store.connect(hand_db, read_only=True) as con:
+        before = con.execute("SELECT * FROM deals ORDER BY deal_id").df()
+        won = forecast_quarter(
+            con, "2024Q3", AS_OF, scores=HAND_SCORES, overrides={"B": "won"}
+        )
+        dropped = forecast_quarter(
+            con,
+            "2024Q3",
+            AS_OF,
+            scores=HAND_SCORES,
+            overrides={"C": "drop", "A": "next_quarter"},
+        )
+        after = con.execute("SELECT * FROM deals ORDER BY deal_id").df()
+    pd.testing.assert_frame_equal(before, after)
+    # B won: 1350 + A (100 w.p. 0.5)
+    assert won["expected"] == pytest.approx(1400)
+    assert (won["p10"], won["p50"], won["p90"]) == (1350, 1350, 1450)
+    # A and C out: 1000 + B (300 w.p. 0.2)
+    assert dropped["expected"] == pytest.approx(1060)
+    assert (dropped["p10"], dropped["p90"]) == (1000, 1300)
+
+
+def test_fast_path_agrees_with_reference_monte_carlo():
+    rng = np.random.default_rng(8)
+    n = 20_000
+    amounts = rng.lognormal(9, 1.2, n)
+    probs = rng.beta(1, 3, n)
+    kwargs = dict(booked=1e6, sigma=0.05, draws=10_000, seed=9)
+    fast = quarter_distribution(amounts, probs, exact_deals=256, **kwargs).company
+    reference = quarter_distribution(amounts, probs, exact_deals=None, **kwargs).company
+    expected = 1e6 + (amounts * probs).sum()
+    spread = reference.std()
+    standard_error = spread / np.sqrt(10_000)
+    assert fast.mean() == pytest.approx(expected, abs=5 * standard_error)
+    assert reference.mean() == pytest.approx(expected, abs=5 * standard_error)
+    assert fast.std() == pytest.approx(spread, rel=0.05)
+    for q in (0.1, 0.5, 0.9):
+        assert np.quantile(fast, q) == pytest.approx(
+            np.quantile(reference, q), abs=0.05 * spread
+        )
+
+
+def test_age_hazards_match_closed_form():
+    # constant daily hazards: win 1%, loss 1%
+    hazards = AgeHazards(
+        win=np.full(400, 0.01),
+        loss=np.full(400, 0.01),
+        window_start=None,
+        won=1,
+        lost=1,
+    )
+    within_10 = 0.01 * (1 - 0.98**10) / 0.02
+    assert hazards.won_within([0], [10])[0] == pytest.approx(within_10)
+    # memoryless: the same from any age
+    assert hazards.won_within([100], [10])[0] == pytest.approx(within_10)
+    assert hazards.closed_within([5], [10])[0] == pytest.approx(1 - 0.98**10)
+    assert hazards.won_share([0])[0] == pytest.approx(0.5, abs=1e-3)
+    eventually = 0.01 * (1 - 0.98**400) / 0.02
+    assert hazards.timing([0], [10])[0] == pytest.approx(within_10 / eventually)
+
+
+def test_close_date_timing_by_hand():
+    # cell (overdue, no push): wins after 5, 10 and 40 days, all followed 200
+    # days; cell (overdue, pushed once): one win after 100 days.
+    follow = np.full(3, 200.0)
+    timing = CloseDateTiming(
+        cells={
+            (0, 0): (np.array([5.0, 10.0, 40.0]), follow),
+            (0, 1): (np.array([100.0]), np.array([200.0])),
+        },
+        observations=4,
+    )
+    pooled = 2 / 4
+    coarse = (2 + 20 * pooled) / (4 + 20)
+    no_push = (2 + 20 * coarse) / (3 + 20)
+    pushed = (0 + 20 * coarse) / (1 + 20)
+    result = timing.timing([0, 0], [0, 1], days_left=30)
+    assert result == pytest.approx([no_push, pushed])
+
+
+def test_new_business_rate_by_hand(tmp_path):
+    path = tmp_path / "nb.duckdb"
+    as_of = dt.date(2024, 3, 31)
+    with store.connect(path) as con:
+        # 28 deals created over the last 28 days in team East: one a day
+        for i in range(28):
+            _add_deal(
+                con,
+                f"E{i}",
+                team="East",
+                owner="Eve Stone",
+                amount=10,
+                created=as_of - dt.timedelta(days=i),
+            )
+        for i in range(40):
+            _add_deal(
+                con,
+                f"X{i}",
+                team="East",
+                owner="Eve Stone",
+                amount=200,
+                created=dt.date(2023, 6, 1),
+                outcome="won",
+                closed_on=dt.date(2023, 12, 1) + dt.timedelta(days=i),
+            )
+        hazards = AgeHazards(
+            win=np.full(400, 0.01),
+            loss=np.full(400, 0.01),
+            window_start=None,
+            won=40,
+            lost=0,
+        )
+        quarter_end = dt.date(2024, 4, 10)  # ten days left
+        parts, _ = estimate_new_business(con, as_of, quarter_end, hazards)
+    chance = [0.01 * (1 - 0.98**d) / 0.02 for d in range(10, 0, -1)]
+    assert len(parts) == 1 and parts[0].name == "East"
+    assert parts[0].expected_count == pytest.approx(sum(chance))
+    assert parts[0].mean_amount == 200
+    assert parts[0].expected_value == pytest.approx(200 * sum(chance))
+
+
+def test_open_deal_state_counts_pushes(tmp_path):
+    path = tmp_path / "push.duckdb"
+    with store.connect(path) as con:
+        _add_deal(
+            con,
+            "Q",
+            team="West",
+            owner="Ida Moor",
+            amount=5,
+            created=dt.date(2024, 1, 1),
+            close_date=dt.date(2024, 3, 1),
+        )
+        for day, close in [
+            (dt.date(2024, 2, 1), dt.date(2024, 4, 1)),
+            (dt.date(2024, 3, 1), dt.date(2024, 3, 20)),
+            (dt.date(2024, 3, 10), dt.date(2024, 6, 30)),
+        ]:
+            con.execute(
+                HISTORY_INSERT + "VALUES ('Q', ?, 'Proposal', 5, ?, NULL, "
+                "NULL, 'open', 'test')",
+                [dt.datetime.combine(day, dt.time(8)), close],
+            )
+        state = open_deal_state(con, dt.date(2024, 3, 5))
+        later = open_deal_state(con, dt.date(2024, 3, 15))
+    row = state.iloc[0]
+    assert (row["pushes"], row["push_days"]) == (1, 31)  # the pull-in is no push
+    assert row["days_to_close"] == 15  # 2024-03-20
+    assert row["age_days"] == 64
+    assert (later.iloc[0]["pushes"], later.iloc[0]["push_days"]) == (2, 31 + 102)
+
+
+def test_forecast_report_table(hand_db):
+    with store.connect(hand_db, read_only=True) as con:
+        report = forecast_report(
+            con, quarter="2024Q3", as_of=AS_OF, by="team", draws=2000
+        )
+    assert list(report.table["name"]) == ["North", "South", "company"]
+    assert report.table["booked"].tolist() == [0.0, 1000.0, 1000.0]
+
+
+def test_maven_forecast_fields(maven_db):
+    with store.connect(maven_db, read_only=True) as con:
+        doc = forecast_quarter(con, "2017Q3", "2017-07-01", by="team", draws=4000)
+    for field in (
+        "quarter",
+        "as_of",
+        "currency",
+        "booked",
+        "expected",
+        "p10",
+        "p50",
+        "p90",
+        "target",
+        "p_reach_target",
+        "open_deals",
+        "new_business",
+        "groups",
+        "swing_deals",
+        "reps_call",
+        "fallback",
+    ):
+        assert field in doc
+    # won on 2017-07-01 in sales_pipeline.csv: 29,664
+    assert doc["booked"] == pytest.approx(29_664)
+    assert doc["booked"] <= doc["p10"] <= doc["p50"] <= doc["p90"]
+    assert doc["target"] is None and doc["p_reach_target"] is None
+    # Maven open deals have no expected close date: all timed by age
+    assert doc["timing"]["by_close_date"] == 0
+    assert doc["new_business"]["expected"] > 0
+    assert sum(g["booked"] for g in doc["groups"]) == pytest.approx(doc["booked"])
+
+
+def test_trend_weekly_as_of_dates(hand_db):
+    with store.connect(hand_db, read_only=True) as con:
+        trend = forecast_trend(con, "2024Q3", draws=500)
+    days = [dt.date(2024, 7, 1) + dt.timedelta(days=7 * i) for i in range(7)]
+    assert list(trend["as_of"]) == days  # to 2024-08-12, the last before today
+    assert (trend["booked"] == 0).all()  # W is won on 2024-08-15
+    assert (trend["target"] == 1300).all()
+    assert trend["actual"].isna().all()  # the quarter has not ended

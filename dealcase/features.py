@@ -392,6 +392,11 @@ def _derive_mechanics(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _case(con: duckdb.DuckDBPyConnection, probes: str) -> pd.DataFrame:
     questions = question_dimensions(con)
+    # one column per fixed dimension; the dimension names are parameters
+    status_columns = ",\n".join(
+        f"any_value(d.status) FILTER (WHERE d.dimension = ?) AS status_{dimension}"
+        for dimension in DIMENSIONS
+    )
     name = _register(con, questions)
     try:
         return con.execute(
@@ -430,17 +435,20 @@ def _case(con: duckdb.DuckDBPyConnection, probes: str) -> pd.DataFrame:
                        max(recorded_at) AS latest_answer
                 FROM known GROUP BY probe_id
             )
+            , rated AS (
+                SELECT probe_id, dimension, CASE
+                    WHEN risks > 0 THEN 'risk'
+                    WHEN answered < questions THEN 'unknown'
+                    WHEN confirmed < questions THEN 'assumed'
+                    ELSE 'confirmed' END AS status
+                FROM per_dim
+            )
             SELECT t.probe_id, t.known_weight, t.confirmed_weight, t.latest_answer,
-                   list(struct_pack(
-                       dimension := d.dimension,
-                       status := CASE
-                           WHEN d.risks > 0 THEN 'risk'
-                           WHEN d.answered < d.questions THEN 'unknown'
-                           WHEN d.confirmed < d.questions THEN 'assumed'
-                           ELSE 'confirmed' END)) AS statuses
-            FROM totals t JOIN per_dim d USING (probe_id)
+                   {status_columns}
+            FROM totals t JOIN rated d USING (probe_id)
             GROUP BY ALL
-            """
+            """,
+            list(DIMENSIONS),
         ).df()
     finally:
         con.unregister(name)
@@ -494,18 +502,9 @@ def _derive_case(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.Data
     # never answered: as stale as the deal is old
     frame["days_since_answer"] = days.fillna(frame["age_days"])
 
-    statuses = frame.pop("statuses").explode().dropna()
-    if len(statuses):
-        table = pd.DataFrame(statuses.tolist(), index=statuses.index)
-        wide = table.pivot(columns="dimension", values="status")
-    else:
-        wide = pd.DataFrame(index=frame.index)
     for dimension in DIMENSIONS:
-        column = wide[dimension] if dimension in wide else None
-        status = pd.Series("unknown", index=frame.index, dtype=object)
-        if column is not None:
-            status.loc[column.index] = column.fillna("unknown").to_numpy()
-        frame[f"status_{dimension}"] = status
+        status = frame[f"status_{dimension}"].astype(object)
+        frame[f"status_{dimension}"] = status.where(status.notna(), "unknown")
 
     for role in ROLES:
         column = frame[f"has_{role}"]

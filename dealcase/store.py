@@ -252,8 +252,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         "CREATE TABLE IF NOT EXISTS schema_version "
         "(version INTEGER, description VARCHAR, applied_at TIMESTAMP)"
     )
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-    before = row[0] or 0
+    before = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
+    before = before or 0
     if before > SCHEMA_VERSION:
         raise StoreError(
             f"this database has schema version {before}, newer than this "
@@ -316,7 +316,7 @@ def connect(
 
 def _check_version(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     try:
-        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
     except duckdb.CatalogException as error:
         raise StoreError(f"{db} is not a DealCase database") from error
     if (row[0] or 0) != SCHEMA_VERSION:

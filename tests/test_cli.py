@@ -1,0 +1,67 @@
+"""The command line as a user meets it: one JSON document on stdout, one line
+on stderr when something is wrong, never a traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def run_cli(*args, db=None):
+    command = [sys.executable, "-m", "dealcase", *args]
+    if db is not None:
+        command[4:4] = ["--db", str(db)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+
+
+def test_forecast_json_is_one_document_with_the_design_fields(demo_db):
+    result = run_cli("forecast", "--quarter", "2025Q4", "--format", "json", db=demo_db)
+
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    for field in (
+        "quarter",
+        "as_of",
+        "currency",
+        "booked",
+        "expected",
+        "p10",
+        "p50",
+        "p90",
+        "target",
+        "p_reach_target",
+        "open_deals",
+        "new_business",
+    ):
+        assert field in doc
+    assert doc["p10"] <= doc["p50"] <= doc["p90"]
+    assert doc["as_of"] == "2025-11-14"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("forecast", "--quarter", "2025-3"), "is not a quarter"),
+        (("deals", "--quarter", "2025Q4", "--as-of", "14/11/2025"), "not a date"),
+    ],
+)
+def test_bad_arguments_get_one_line(demo_db, args, expected):
+    result = run_cli(*args, db=demo_db)
+
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_database_is_named(tmp_path):
+    missing = tmp_path / "nowhere.duckdb"
+    result = run_cli("slips", "--quarter", "2025Q3", db=missing)
+
+    assert result.returncode == 1
+    assert str(missing) in result.stderr
+    assert not missing.exists()
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--holdout-from", type=_date, help="train before this date, test after"
     )
+    evaluate.add_argument(
+        "--without-case",
+        dest="case_features",
+        action="store_false",
+        help="leave the business-case features out (to measure what they add)",
+    )
 
     forecast = add("forecast", "quarter-end forecast range")
     forecast.add_argument("--quarter", required=True)
@@ -129,7 +135,11 @@ COMMANDS = {
         ),
     ),
     "train": ("dealcase.model", "train_model", ("as_of",)),
-    "evaluate": ("dealcase.model", "evaluate_model", ("cv", "holdout_from")),
+    "evaluate": (
+        "dealcase.model",
+        "evaluate_model",
+        ("cv", "holdout_from", "case_features"),
+    ),
     "forecast": (
         "dealcase.forecast",
         "forecast_report",

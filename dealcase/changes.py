@@ -57,6 +57,21 @@ def resolve_quarter(
     return parse_quarter(quarter, start_month)
 
 
+def next_steps_versioned(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``deal_history`` carries next steps: some version holds a
+    non-blank one.
+
+    The demo writes the next step into every version; an import whose source
+    keeps only the current next step leaves the history's column empty, and
+    then a past deal's next step as it stood then is not known.
+    """
+    row = con.execute(
+        "SELECT EXISTS (SELECT 1 FROM deal_history "
+        "WHERE nullif(trim(next_step), '') IS NOT NULL)"
+    ).fetchone()
+    return bool(row[0])
+
+
 def pipeline_as_of(
     con: duckdb.DuckDBPyConnection,
     quarter: str | Quarter,
@@ -69,7 +84,9 @@ def pipeline_as_of(
     :data:`dealcase.history.STATE_COLUMNS`) whose expected close date then fell
     inside the quarter, optionally only those of ``team``. The quarter and the
     date are independent: the pipeline of 2025Q3 as of 2025-05-01 is what was
-    expected then to close in Q3.
+    expected then to close in Q3. ``next_step`` is the next step of that
+    version too (empty when the source does not version it, see
+    :func:`next_steps_versioned`).
     """
     as_of = parse_date(as_of)
     quarter = resolve_quarter(con, quarter, as_of)

@@ -17,6 +17,9 @@ analyses can be tested against known causes (see ``docs/demo.md``):
 - a security review that is needed but never asked about (status unknown)
   surfaces in the final two weeks before the close date of a late-stage deal
   and pushes it (:data:`SECURITY_SLIP_PROBABILITY`);
+- a next step left blank in the last weeks before a close date
+  (:data:`NEXT_STEP_LAPSE_PROBABILITY`) makes a push of that date
+  :data:`NO_NEXT_STEP_PUSH_FACTOR` times as likely;
 - some reps (:data:`OPTIMIST_SHARE`) mark weak answers "confirmed";
 - half of all close dates are set to the last three weeks of a quarter
   (:data:`RUSH_SHARE`);
@@ -184,6 +187,21 @@ PULL_IN_PROBABILITY = 0.06
 SECURITY_REQUIRED = {"SMB": 0.25, "Mid-Market": 0.50, "Enterprise": 0.80}
 SECURITY_SLIP_PROBABILITY = 0.85
 SECURITY_SLIP_WINDOW = 14
+# Next steps: every version carries the next step as the rep had it then.
+# A new one is written at creation, at each stage move and at each close-date
+# change, left blank BLANK_NEXT_STEP of the time (no effect of its own). Before
+# each close date the rep lets the next step lapse (blank from a day drawn in
+# the last NEXT_STEP_WINDOW days before it) with NEXT_STEP_LAPSE_PROBABILITY;
+# a close date whose next step has lapsed is pushed NO_NEXT_STEP_PUSH_FACTOR
+# times as likely, and the push comes after the lapse. The lapse is drawn
+# independently of the deal's truths and of how it ends.
+BLANK_NEXT_STEP = 0.10
+NEXT_STEP_LAPSE_PROBABILITY = 0.15
+NEXT_STEP_WINDOW = (14, 42)
+NO_NEXT_STEP_PUSH_FACTOR = 2.0
+MAX_PUSH_CHANCE = 0.95
+# Share of closing versions that keep a next step (hand-over, loss survey).
+CLOSED_NEXT_STEP = 0.5
 # Quarter-end rush: share of close dates set to the last RUSH_WINDOW days of
 # their quarter.
 RUSH_SHARE = 0.5
@@ -288,7 +306,14 @@ def build_demo(con, *, seed: int = 7, scale: float = 1.0, today=None) -> Report:
     truth = _draw_truth(
         np.random.default_rng(deal_seed + 1), deals, roster, question_ids
     )
-    paths = _simulate_paths(random.Random(path_seed), deals, truth, roster, calendar)
+    paths = _simulate_paths(
+        random.Random(path_seed),
+        random.Random(path_seed + 1),
+        deals,
+        truth,
+        roster,
+        calendar,
+    )
     answers = _answer_rows(
         np.random.default_rng(case_seed),
         deals,
@@ -310,9 +335,7 @@ def build_demo(con, *, seed: int = 7, scale: float = 1.0, today=None) -> Report:
     targets = _target_rows(
         np.random.default_rng(case_seed + 2), deals, truth, paths, calendar
     )
-    frames = _frames(
-        deals, paths, roster, calendar, np.random.default_rng(case_seed + 3)
-    )
+    frames = _frames(deals, paths, roster)
 
     with transaction(con):
         _write(con, frames, answers, stakeholders, targets, questions)
@@ -560,13 +583,27 @@ def _category(stage, in_quarter, optimistic, tilt, pushes, omit) -> int:
     return COMMIT if in_quarter else BEST_CASE
 
 
-def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
-    """Walk every deal from creation to its close: stage moves, close-date
-    pushes and pull-ins, amount changes, category reviews, and the outcome.
+def _lapse_extra(chance: float) -> float:
+    """The chance of a push a lapsed next step adds to a date not pushed
+    anyway, so that the push chance becomes ``NO_NEXT_STEP_PUSH_FACTOR`` times
+    ``chance`` (at most ``MAX_PUSH_CHANCE``)."""
+    total = min(chance * NO_NEXT_STEP_PUSH_FACTOR, MAX_PUSH_CHANCE)
+    if chance >= 1.0 or total <= chance:
+        return 0.0
+    return (total - chance) / (1.0 - chance)
 
-    Deals are simulated to their end even past today; what happens after
-    today is cut off, so an open deal shows only its past. Returns the
-    history rows (versions) and per-deal arrays.
+
+def _simulate_paths(
+    r: random.Random, steps: random.Random, deals, truth, roster, calendar
+):
+    """Walk every deal from creation to its close: stage moves, close-date
+    pushes and pull-ins, amount changes, category reviews, next steps, and the
+    outcome.
+
+    ``steps`` draws the next steps (which text, blank or not, lapses before a
+    close date). Deals are simulated to their end even past today; what
+    happens after today is cut off, so an open deal shows only its past.
+    Returns the history rows (versions) and per-deal arrays.
     """
     n, today, low = deals["n"], calendar.today, calendar.low
     qend = calendar.qend_list
@@ -586,7 +623,7 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
     final_close = np.zeros(n, dtype=np.int64)
     trap_day = np.full(n, -1, dtype=np.int64)
     columns = ("deal", "day", "secs", "stage", "amount", "close", "category")
-    rows = {column: [] for column in (*columns, "outcome")}
+    rows = {column: [] for column in (*columns, "outcome", "step")}
 
     def quarter_end(day):
         return qend[day - low]
@@ -606,6 +643,17 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
             later = quarter_end(quarter_end(close) + 1) + 1
             new = quarter_end(later) - r.randint(0, RUSH_WINDOW)
         return min(new, quarter_end(quarter_end(at) + 1))
+
+    def lapse_day(close, last):
+        """The day the next step lapses before ``close``, or -1."""
+        if steps.random() >= NEXT_STEP_LAPSE_PROBABILITY:
+            return -1
+        day = max(close - steps.randint(*NEXT_STEP_WINDOW), last + 1)
+        return day if day < close else -1
+
+    def new_step():
+        """A fresh next step: a text number, or -1 for blank."""
+        return -1 if steps.random() < BLANK_NEXT_STEP else steps.randrange(3)
 
     for i in range(n):
         t0 = created[i]
@@ -637,8 +685,10 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
                 close, last = new, at
 
         pushes, tried_trap = 0, False
+        lapses = []  # days the next step lapsed (before the close date then)
         while pushes < MAX_PUSHES:
             at, security = -1, False
+            lapsed = lapse_day(close, last)
             if trap_flags[i] and not tried_trap:
                 candidate = close - r.randint(0, SECURITY_SLIP_WINDOW)
                 if candidate > last and stage_times[2] <= candidate:
@@ -653,6 +703,12 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
                     chance *= PUSH_DECAY_NO_EVENT**pushes
                 if r.random() < chance:
                     at = min(max(close - r.randint(3, 40), last + 1), close)
+                elif lapsed >= 0 and steps.random() < _lapse_extra(chance):
+                    # the extra push a lapsed next step causes comes after it
+                    at = steps.randint(lapsed + 1, close)
+            # (a security review that surfaces first leaves no lapse)
+            if lapsed >= 0 and (at < 0 or at > lapsed):
+                lapses.append(lapsed)
             if at < 0:
                 break
             new = destination(at, close, security)
@@ -664,6 +720,10 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
                 trap_day[i] = at
             close, last = new, at
             pushes += 1
+        else:
+            lapsed = lapse_day(close, last)
+            if lapsed >= 0:
+                lapses.append(lapsed)
         final_close[i] = close
 
         if won[i]:
@@ -686,6 +746,7 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
         while review <= end_day:
             events.append((review + r.randint(0, 6), 3, 0))
             review = quarter_end(review) + 1
+        events.extend((day, 4, 0) for day in lapses)
         events.sort()
         omit, tilt = r.random() < 0.35, r.random() < 0.3
 
@@ -693,17 +754,25 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
         category = _category(0, False, optimistic[i], tilt, 0, omit)
         day, secs = t0, 8 * 3600 + r.randint(0, 9 * 3600)
         limit = min(end_day, today)
-        versions = [(day, secs, stage, amount, close, category, 0)]
+        step, lapsed = new_step(), False
+        versions = [(day, secs, stage, amount, close, category, 0, step)]
         for day, kind, value in events:
             if day > limit:
                 break
             if kind == 0:
                 stage = value
+                step = -1 if lapsed else new_step()
             elif kind == 1:
                 pushes += value > close
                 close = value
+                step, lapsed = new_step(), False
             elif kind == 2:
                 amount = max(100.0, round(amount * value / 100) * 100)
+            elif kind == 4:
+                was_blank, lapsed = step < 0, True
+                if was_blank:
+                    continue
+                step = -1
             new_category = _category(
                 stage,
                 quarter_end(day) == quarter_end(close),
@@ -715,10 +784,11 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
             if kind == 3 and new_category == category:
                 continue
             category = new_category
-            versions.append((day, 0, stage, amount, close, category, 0))
+            versions.append((day, 0, stage, amount, close, category, 0, step))
         if end_day <= today:
             outcome = 1 if won[i] else 2
             final_stage = WON_STAGE if won[i] else LOST_STAGE
+            kept = steps.random() < CLOSED_NEXT_STEP
             versions.append(
                 (
                     end_day,
@@ -728,11 +798,12 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
                     end_day,
                     CLOSED if won[i] else OMITTED,
                     outcome,
+                    steps.randrange(2) if kept else -1,
                 )
             )
 
         previous_day, previous_secs = -1, 0
-        for day, _secs, stage, amount, close, category, outcome in versions:
+        for day, _secs, stage, amount, close, category, outcome, step in versions:
             if day == previous_day:
                 secs = previous_secs + r.randint(1, 600)
             else:
@@ -746,6 +817,7 @@ def _simulate_paths(r: random.Random, deals, truth, roster, calendar):
             rows["close"].append(close)
             rows["category"].append(category)
             rows["outcome"].append(outcome)
+            rows["step"].append(step)
 
     history = {k: np.asarray(v) for k, v in rows.items()}
     return {
@@ -1026,7 +1098,18 @@ def _target_rows(rng, deals, truth, paths, calendar) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["quarter", "team", "owner", "amount"])
 
 
-def _frames(deals, paths, roster, calendar, rng) -> dict[str, pd.DataFrame]:
+def _next_step_texts(stage: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """The next step texts of versions: text number ``step`` of the stage's
+    list in :data:`demo_words.NEXT_STEPS`, None where ``step`` is -1."""
+    texts = np.full(len(stage), None, dtype=object)
+    for code, (name, *_rest) in enumerate(STAGES):
+        choices = np.asarray(words.NEXT_STEPS[name], dtype=object)
+        mask = (stage == code) & (step >= 0)
+        texts[mask] = choices[step[mask] % len(choices)]
+    return texts
+
+
+def _frames(deals, paths, roster) -> dict[str, pd.DataFrame]:
     """The ``deals`` and ``deal_history`` tables."""
     history = paths["history"]
     n = deals["n_past"]
@@ -1049,6 +1132,7 @@ def _frames(deals, paths, roster, calendar, rng) -> dict[str, pd.DataFrame]:
             ],
             "probability": stage_probability[history["stage"]],
             "outcome": outcomes[history["outcome"]],
+            "next_step": _next_step_texts(history["stage"], history["step"]),
             "source": "demo",
         }
     )
@@ -1084,13 +1168,8 @@ def _frames(deals, paths, roster, calendar, rng) -> dict[str, pd.DataFrame]:
         )
     ]
     stage = current["stage"].to_numpy(dtype=object)
-    next_step = np.full(n, None, dtype=object)
-    for stage_name, texts in words.NEXT_STEPS.items():
-        mask = stage == stage_name
-        next_step[mask] = _pick(rng, texts, int(mask.sum()))
+    next_step = current["next_step"].to_numpy(dtype=object)
     outcome = current["outcome"].to_numpy(dtype=object)
-    blank = rng.random(n) < np.where(outcome == "open", 0.15, 0.5)
-    next_step[blank] = None
     closed_on = np.where(
         outcome == "open",
         np.datetime64("NaT"),

@@ -3,8 +3,8 @@
 Each rule in :data:`RULES` has an id, a title and an explanation a manager
 can read; :func:`red_flags` returns one row per open deal and rule that
 fires, with a sentence about that deal. Rules look only at what was known at
-the end of the as-of day, except the next step, which the CRM keeps only as
-it is now (see :func:`red_flags`).
+the end of the as-of day; the next step too is the one of the deal's version
+then (see :func:`red_flags` for sources that do not version it).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pandas as pd
 
 from dealcase.case_capture import all_stakeholders_as_of
 from dealcase.case_quality import question_states, resolve_as_of
+from dealcase.changes import next_steps_versioned
 from dealcase.history import deals_as_of
 from dealcase.periods import end_of_day, fiscal_start_month, parse_quarter, quarter_of
 
@@ -151,6 +152,25 @@ def close_date_pushes(
     ).df()
 
 
+def _next_steps(con, day, deals: pd.DataFrame) -> dict | None:
+    """Each deal's next step at the end of ``day`` (``deals`` as of then), or
+    None when it is not known (see :func:`red_flags`)."""
+    if next_steps_versioned(con):
+        return dict(zip(deals["deal_id"], deals["next_step"]))
+    if day < resolve_as_of(con, None):
+        return None
+    return dict(
+        con.execute(
+            "SELECT deal_id, next_step FROM deals WHERE list_contains(?, deal_id)",
+            [deals["deal_id"].tolist()],
+        ).fetchall()
+    )
+
+
+def _blank(step) -> bool:
+    return step is None or pd.isna(step) or not str(step).strip()
+
+
 def _owner_usual(deals: pd.DataFrame) -> pd.Series:
     won = deals[deals["outcome"] == "won"]
     counts = won.groupby("owner")["amount"].count()
@@ -191,8 +211,13 @@ def red_flags(
 
     Notes
     -----
-    The next step is not versioned in the CRM data, so "no next step" uses
-    the deal's current next step even for a past ``as_of``.
+    "No next step" reads the next step of the deal's version in force at the
+    end of ``as_of`` (``deal_history.next_step``). When no version in the
+    history carries a next step (a source that keeps only the current one),
+    the deal's current next step is used for ``as_of`` on or after the data's
+    present (meta ``today``), and the rule is not applied to an earlier
+    ``as_of``: the next step then is not known, and today's would tell how
+    the deal went on.
     """
     day = resolve_as_of(con, as_of)
     start_month = fiscal_start_month(con)
@@ -217,12 +242,7 @@ def red_flags(
     )
     people = all_stakeholders_as_of(con, day, ids)
     pushes = close_date_pushes(con, day, ids).set_index("deal_id")["pushes"]
-    next_steps = dict(
-        con.execute(
-            "SELECT deal_id, next_step FROM deals WHERE list_contains(?, deal_id)",
-            [ids],
-        ).fetchall()
-    )
+    next_steps = _next_steps(con, day, deals)
 
     status = {
         (deal_id, question_id): value
@@ -351,8 +371,7 @@ def red_flags(
                 )
             )
 
-        step = next_steps.get(deal_id)
-        if step is None or pd.isna(step) or not str(step).strip():
+        if next_steps is not None and _blank(next_steps.get(deal_id)):
             rows.append((deal_id, "no_next_step", "No next step is recorded."))
 
     order = {rule.rule_id: i for i, rule in enumerate(RULES)}

@@ -10,14 +10,15 @@ Drivers are measured on the pipelines of the closed quarters at fixed
 checkpoints (first day, 30 and 60 days in, two weeks before the end), each
 deal as it stood then: the business case (each question not confirmed, and
 unknown; no answer counts as unknown) and mechanics signals (pushed before,
-not in commit, late stage, large amount, one stakeholder or none, no coach).
-"No next step" is not among them: the next step is not versioned, so a past
-deal's next step as it stood then is not known, and its value today depends
-on how the deal ended. A slip there is a deal still open when its quarter
-ended. For each signal: the slip rate with and without it, the lift (rate with /
-rate without) with a 95% bootstrap interval (deals resampled), an odds ratio
-adjusted for the other signals, and the open amount of the current quarter
-that carries it.
+not in commit, late stage, large amount, one stakeholder or none, no coach,
+no next step). The next step is read from the version of ``deal_history``
+in force at the checkpoint; when the history carries no next steps at all
+(a source that keeps only the current one), "no next step" is left out,
+since the value today would tell how the deal ended. A slip there is a deal
+still open when its quarter ended. For each signal: the slip rate with and
+without it, the lift (rate with / rate without) with a 95% bootstrap interval
+(deals resampled), an odds ratio adjusted for the other signals, and the open
+amount of the current quarter that carries it.
 
 The pipeline history itself (:func:`pipeline_as_of`, :func:`pipeline_changes`,
 :func:`deal_movements`) lives in :mod:`dealcase.changes` and is re-exported
@@ -39,6 +40,7 @@ from dealcase.changes import (
     STEP_KINDS,
     changes_report,
     deal_movements,
+    next_steps_versioned,
     pipeline_as_of,
     pipeline_changes,
     resolve_quarter,
@@ -112,6 +114,7 @@ MECHANICS_SIGNALS = (
         "mechanics",
     ),
     Signal("no_coach", "no coach", "has a coach", "mechanics"),
+    Signal("no_next_step", "no next step", "has a next step", "mechanics"),
 )
 
 
@@ -337,6 +340,9 @@ def slip_signals(
     answers and stakeholders recorded before the end of that day are used.
     ``large_amount`` is the threshold of the large-amount signal (in the
     reporting currency); by default the 75th percentile of these amounts.
+    ``no_next_step`` is the next step of the version in force at the end of
+    the date (blank or missing); it is False everywhere when no version in
+    ``deal_history`` carries a next step (:func:`next_steps_versioned`).
 
     Returns
     -------
@@ -374,6 +380,8 @@ def slip_signals(
                    arg_max_null(v.amount, v.valid_from) AS amount,
                    arg_max_null(v.forecast_category, v.valid_from)
                        AS forecast_category,
+                   arg_max_null(nullif(trim(v.next_step), ''), v.valid_from)
+                       AS next_step,
                    count(*) FILTER (WHERE v.close_date > v.prev_close) AS pushes
             FROM probe p JOIN v ON v.deal_id = p.deal_id AND v.valid_from < p.cutoff
             GROUP BY p.row_key
@@ -399,7 +407,8 @@ def slip_signals(
             WHERE k = 1
             GROUP BY row_key
         )
-        SELECT p.row_key, h.amount, h.forecast_category, os.stage_rank,
+        SELECT p.row_key, h.amount, h.forecast_category, h.next_step,
+               os.stage_rank,
                coalesce(h.pushes, 0) AS pushes,
                coalesce(pe.people, 0) AS people,
                coalesce(pe.coaches, 0) AS coaches
@@ -438,6 +447,11 @@ def slip_signals(
     frame["large_amount"] = (amount >= large_amount).fillna(False).to_numpy()
     frame["single_stakeholder"] = (state["people"] <= 1).to_numpy()
     frame["no_coach"] = (state["coaches"] == 0).to_numpy()
+    # The next step of the version in force then; never the deal's current
+    # one, which a source without versioned next steps would leave here.
+    frame["no_next_step"] = state["next_step"].isna().to_numpy() & next_steps_versioned(
+        con
+    )
     for question in questions:
         latest = answers[answers["question_id"] == question]
         status = np.full(n, "unknown", dtype=object)

@@ -176,3 +176,57 @@ def test_rules_are_explained():
     assert len(table) == len(RULES) == 9
     assert table["flag"].is_unique
     assert all(len(text) > 40 for text in table["explanation"])
+
+
+def test_no_next_step_is_the_one_of_the_version_then(tmp_path):
+    """Two deals whose next step changes after the as-of date: the flag
+    follows the version in force at the end of each day, not the deal's
+    current next step."""
+    path = new_db(tmp_path)
+    with store.connect(path) as con:
+        later = dt.datetime(2025, 11, 20, 9)
+        clean_deal(
+            con,
+            "FILLED_LATER",
+            next_step="Send order form",
+            versions=[
+                {"valid_from": dt.datetime(2025, 10, 1, 9)},
+                {"valid_from": later},
+            ],
+        )
+        clean_deal(
+            con, "CLEARED_LATER", next_step=None, versions=[{"valid_from": later}]
+        )
+        steps = [
+            ("FILLED_LATER", dt.datetime(2025, 6, 1, 9), "Call on Monday"),
+            ("FILLED_LATER", dt.datetime(2025, 10, 1, 9), None),
+            ("FILLED_LATER", later, "Send order form"),
+            ("CLEARED_LATER", dt.datetime(2025, 6, 1, 9), "Book the demo"),
+            ("CLEARED_LATER", later, None),
+        ]
+        for deal_id, valid_from, step in steps:
+            con.execute(
+                "UPDATE deal_history SET next_step = ? "
+                "WHERE deal_id = ? AND valid_from = ?",
+                [step, deal_id, valid_from],
+            )
+        on = {day: red_flags(con, day) for day in (AS_OF, dt.date(2025, 11, 25))}
+        early = red_flags(con, dt.date(2025, 9, 30))
+    ids = ["FILLED_LATER", "CLEARED_LATER"]
+    assert [flags_of(on[AS_OF], d) for d in ids] == [["no_next_step"], []]
+    assert [flags_of(on[dt.date(2025, 11, 25)], d) for d in ids] == [
+        [],
+        ["no_next_step"],
+    ]
+    assert "no_next_step" not in flags_of(early, "FILLED_LATER")
+
+
+def test_unversioned_next_step_is_not_judged_in_the_past(flag_db):
+    # The fixture's versions carry no next step (a source that keeps only
+    # the current one): today's next step counts today, not for a past day.
+    with store.connect(flag_db) as con:
+        past = red_flags(con, dt.date(2025, 10, 25))
+        today = red_flags(con, AS_OF)
+    assert "no_next_step" not in set(past["flag"])
+    assert flags_of(today, "NOSTEP") == ["no_next_step"]
+    assert (today["flag"] == "no_next_step").sum() == 1

@@ -18,13 +18,13 @@ logger = logging.getLogger("dealcase.app")
 st.set_page_config(page_title="DealCase", layout="wide")
 
 PAGES = [
-    st.Page("pages/forecast.py", title="Forecast", url_path="forecast", default=True),
-    st.Page("pages/pipeline.py", title="Pipeline", url_path="pipeline"),
-    st.Page("pages/deal.py", title="Deal", url_path="deal"),
-    st.Page("pages/slips.py", title="Why deals slip", url_path="slips"),
-    st.Page("pages/business_case.py", title="Business case", url_path="business_case"),
-    st.Page("pages/model.py", title="Model", url_path="model"),
-    st.Page("pages/data.py", title="Data", url_path="data"),
+    st.Page("views/forecast.py", title="Forecast", url_path="forecast", default=True),
+    st.Page("views/pipeline.py", title="Pipeline", url_path="pipeline"),
+    st.Page("views/deal.py", title="Deal", url_path="deal"),
+    st.Page("views/slips.py", title="Why deals slip", url_path="slips"),
+    st.Page("views/business_case.py", title="Business case", url_path="business_case"),
+    st.Page("views/model.py", title="Model", url_path="model"),
+    st.Page("views/data.py", title="Data", url_path="data"),
 ]
 
 page = st.navigation(PAGES)

@@ -29,7 +29,7 @@ from dealcase.periods import Quarter, parse_date, parse_quarter, quarter_of
 logger = logging.getLogger("dealcase.app")
 
 ALL = "All"
-DEAL_PAGE = "pages/deal.py"
+DEAL_PAGE = "views/deal.py"
 DEMO_SEED = 7
 QUARTERS_BACK = 12
 QUARTERS_AHEAD = 2
@@ -345,11 +345,74 @@ def header(title: str, question: str) -> None:
     st.markdown(question)
 
 
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+_COLUMN_FORMATS = {"USD": "dollar", "EUR": "euro", "JPY": "yen"}
+
+
+def _with_currency(text: str, currency: str, negative: bool) -> str:
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    sign = "-" if negative else ""
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{currency} {text}"
+
+
 def money(amount, currency: str = "USD") -> str:
-    """Money as shown on every page: ``USD 1,234,567``."""
+    """Money in full, as in tables and captions: ``$19,512,300``
+    (``CHF 19,512,300`` for a currency without a symbol here)."""
     if amount is None or pd.isna(amount):
         return "n/a"
-    return f"{currency} {amount:,.0f}"
+    return _with_currency(f"{abs(amount):,.0f}", currency, amount < 0)
+
+
+def money_short(amount, currency: str = "USD") -> str:
+    """Money in three significant figures, for headline numbers: ``$1.23M``,
+    ``$912K``, ``$19.5M``; amounts under a thousand in full."""
+    if amount is None or pd.isna(amount):
+        return "n/a"
+    size = abs(float(amount))
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if size >= limit * 0.9995:
+            scaled = size / limit
+            digits = 2 if scaled < 10 else 1 if scaled < 100 else 0
+            text = f"{scaled:.{digits}f}{suffix}"
+            break
+    else:
+        text = f"{size:,.0f}"
+    return _with_currency(text, currency, amount < 0)
+
+
+def money_column(label: str, currency: str = "USD", **kwargs):
+    """A table column of money in whole units: ``$19,512,300``."""
+    preset = _COLUMN_FORMATS.get(currency)
+    if preset is None:
+        return st.column_config.NumberColumn(
+            f"{label} ({currency})", format="localized", step=1, **kwargs
+        )
+    return st.column_config.NumberColumn(label, format=preset, step=1, **kwargs)
+
+
+def percent_column(label: str, **kwargs):
+    """A table column of a probability (0..1) as a bar with ``42%``."""
+    return st.column_config.ProgressColumn(
+        label, min_value=0.0, max_value=1.0, format="percent", step=0.01, **kwargs
+    )
+
+
+def label(name: str) -> str:
+    """A column name as people read it: ``close_likelihood`` -> ``Close
+    likelihood``."""
+    words = str(name).replace("_", " ").strip()
+    for code, text in (("id", "ID"), ("p10", "P10"), ("p50", "P50"), ("p90", "P90")):
+        words = " ".join(text if w == code else w for w in words.split(" "))
+    return words[:1].upper() + words[1:]
+
+
+def labelled(table: pd.DataFrame, config: dict | None = None) -> dict:
+    """Column configuration that names every column of ``table`` readably,
+    keeping the entries given in ``config``."""
+    config = dict(config or {})
+    for column in table.columns:
+        config.setdefault(column, label(column))
+    return config
 
 
 def percent(share) -> str:
@@ -379,12 +442,26 @@ def deal_table(
         return
     shown = table.copy()
     shown.insert(0, "open", [deal_url(d, filters) for d in shown["deal_id"]])
-    config = {
-        "open": st.column_config.LinkColumn(
-            "Deal page", display_text="open", help="Opens the deal's page"
-        ),
-        **(column_config or {}),
+    currency = filters.currency if filters else "USD"
+    defaults = {
+        "deal_id": "ID",
+        "name": "Deal",
+        "amount": money_column("Amount", currency),
+        "close_date": st.column_config.DateColumn("Expected close"),
+        "close_likelihood": percent_column("Close likelihood"),
+        "p_in_quarter": percent_column("Chance won this quarter"),
+        "slip_risk": percent_column("Slip risk"),
     }
+    config = labelled(
+        shown,
+        {
+            "open": st.column_config.LinkColumn(
+                "Deal page", display_text="open", help="Opens the deal's page"
+            ),
+            **defaults,
+            **(column_config or {}),
+        },
+    )
     event = st.dataframe(
         shown,
         key=key,
@@ -416,9 +493,10 @@ def stop_with(kind: str, sentence: str) -> None:
 def filters() -> Filters:
     """Draw the shared sidebar and return its filters; every page starts here.
 
-    The page rather than ``app.py`` draws it, so a page that Streamlit runs on
-    its own (it runs a file of ``pages/`` directly before the first
-    ``st.navigation`` call of a server) looks the same.
+    The pages live in ``views/`` rather than ``pages/``: Streamlit runs a file
+    of a ``pages/`` folder directly on a server's first request (before
+    ``app.py`` has called ``st.navigation``), which showed a menu of file names
+    and skipped ``app.py``.
     """
     guarded(ensure_database)
     return sidebar()
@@ -430,7 +508,15 @@ def top_reason(reasons) -> str:
     if not isinstance(reasons, list) or not reasons:
         return ""
     top = max(reasons, key=lambda r: abs(r.get("effect") or 0.0))
-    return f"{top['text']} ({top.get('effect') or 0.0:+.0f} pts)"
+    return f"{top['text']} ({points(top.get('effect') or 0.0)})"
+
+
+def points(effect: float) -> str:
+    """An effect in points of probability: ``+5 pts``, ``-12 pts``, and
+    ``under 1 pt`` rather than ``-0 pts``."""
+    if abs(effect) < 0.5:
+        return "under 1 pt"
+    return f"{effect:+.0f} pts"
 
 
 def number(value, digits: int = 3) -> str:
@@ -508,6 +594,11 @@ def forecast(
     """The forecast document of :func:`dealcase.forecast.forecast_quarter` and
     a histogram of its simulated quarters (``counts``, ``edges``; per group
     under ``groups`` when ``by`` is given)."""
+    with st.spinner(f"Simulating {quarter} as of {as_of.isoformat()}..."):
+        return _forecast_query(quarter, as_of, by, overrides)
+
+
+def _forecast_query(quarter, as_of, by, overrides):
     return query(
         "ui._forecast_with_histogram",
         quarter,
@@ -645,7 +736,7 @@ def case_editor(deal_id: str, *, key: str, owner: str | None = None) -> None:
                 f"**{labels.get(row.dimension, row.dimension)}**: {row.text}"
                 + (" · *stale*" if row.stale else "")
             )
-            left, middle, right, far = st.columns([2, 5, 2, 1])
+            left, middle, right, far = st.columns([2, 5, 2, 1.6])
             left.selectbox(
                 "Status",
                 list(store.STATUSES),
@@ -914,6 +1005,13 @@ def score_definition() -> str:
 
 def deals_report(quarter: str, as_of: dt.date):
     """:func:`dealcase.deals.deals_report` scored with the model kept in memory."""
-    return query(
-        "dealcase.deals.deals_report", quarter=quarter, as_of=as_of, model_as_of=as_of
-    )
+    with st.spinner(
+        f"Scoring the open deals of {quarter} as of {as_of.isoformat()}: close "
+        "likelihood, slip risk, case score and red flags..."
+    ):
+        return query(
+            "dealcase.deals.deals_report",
+            quarter=quarter,
+            as_of=as_of,
+            model_as_of=as_of,
+        )

@@ -61,23 +61,33 @@ for note in company.get("fallback", []):
 
 st.subheader(f"{filters.quarter} for {scope}")
 cols = st.columns(4)
-cols[0].metric("Booked", ui.money(headline["booked"], currency), border=True)
-cols[1].metric("Expected", ui.money(headline["expected"], currency), border=True)
-cols[2].metric("Target", ui.money(headline["target"], currency), border=True)
+cols[0].metric("Booked", ui.money_short(headline["booked"], currency), border=True)
+cols[1].metric("Expected", ui.money_short(headline["expected"], currency), border=True)
+no_target = headline["target"] is None
+cols[2].metric(
+    "Target",
+    "not set" if no_target else ui.money_short(headline["target"], currency),
+    border=True,
+    help=(
+        "No target is stored for this quarter, so there is no chance to reach it."
+        if no_target
+        else f"{ui.money(headline['target'], currency)} for {scope}."
+    ),
+)
 cols[3].metric(
     "Chance to reach target",
-    ui.percent(headline["p_reach_target"]),
+    "no target" if no_target else ui.percent(headline["p_reach_target"]),
     border=True,
     help="Share of simulated quarters that end at or above the target.",
 )
 cols = st.columns(4)
-cols[0].metric("P10", ui.money(headline["p10"], currency), border=True)
-cols[1].metric("P50", ui.money(headline["p50"], currency), border=True)
-cols[2].metric("P90", ui.money(headline["p90"], currency), border=True)
+cols[0].metric("P10", ui.money_short(headline["p10"], currency), border=True)
+cols[1].metric("P50", ui.money_short(headline["p50"], currency), border=True)
+cols[2].metric("P90", ui.money_short(headline["p90"], currency), border=True)
 new_business = headline["new_business"]
 cols[3].metric(
     "New business",
-    ui.money(new_business["expected"], currency),
+    ui.money_short(new_business["expected"], currency),
     border=True,
     help=(
         "Expected value of deals not created yet that will be created and won "
@@ -87,8 +97,12 @@ cols[3].metric(
 )
 open_part = headline["open_deals"]
 st.caption(
-    f"{open_part['count']:,} open deals worth {ui.money(open_part['amount'], currency)}"
-    f" carry an expected {ui.money(open_part['expected'], currency)} this quarter."
+    f"P10 {ui.money(headline['p10'], currency)} · P50 "
+    f"{ui.money(headline['p50'], currency)} · P90 "
+    f"{ui.money(headline['p90'], currency)}: eight in ten simulated quarters end "
+    f"between P10 and P90. {open_part['count']:,} open deals worth "
+    f"{ui.money(open_part['amount'], currency)} carry an expected "
+    f"{ui.money(open_part['expected'], currency)} this quarter."
 )
 
 
@@ -127,6 +141,8 @@ def distribution_chart(doc: dict, histogram: dict | None, title: str) -> go.Figu
     figure.update_layout(
         title=title,
         xaxis_title=f"Quarter total ({currency})",
+        xaxis_tickprefix=ui.CURRENCY_SYMBOLS.get(currency, ""),
+        xaxis_tickformat="~s",
         yaxis_title="Simulated quarters",
         showlegend=False,
         height=360,
@@ -175,7 +191,9 @@ if filters.team:
 else:
     groups = group_table(company)
     st.subheader("By team")
-money_column = st.column_config.NumberColumn(format="localized")
+if groups["target"].isna().all():
+    groups = groups.drop(columns=["target", "p_reach_target"])
+    st.caption("No targets are stored for these groups in this quarter.")
 st.dataframe(
     groups,
     hide_index=True,
@@ -183,16 +201,12 @@ st.dataframe(
     column_config={
         "name": "Owner" if filters.team else "Team",
         **{
-            c: money_column
+            c: ui.money_column(c.upper() if c[0] == "p" else c.capitalize(), currency)
             for c in ("booked", "expected", "p10", "p50", "p90", "target")
         },
-        "new_business": st.column_config.NumberColumn(
-            "New business", format="localized"
-        ),
-        "p_reach_target": st.column_config.ProgressColumn(
-            "Chance to reach target", min_value=0.0, max_value=1.0, format="percent"
-        ),
-        "open_deals": "Open deals",
+        "new_business": ui.money_column("New business", currency),
+        "p_reach_target": ui.percent_column("Chance to reach target"),
+        "open_deals": st.column_config.NumberColumn("Open deals", format="localized"),
     },
 )
 
@@ -210,7 +224,7 @@ else:
     cols = st.columns(3)
     for column, name in zip(cols, ("commit", "best_case", "pipeline")):
         column.metric(
-            name.replace("_", " ").capitalize(), ui.money(call[name], currency)
+            name.replace("_", " ").capitalize(), ui.money_short(call[name], currency)
         )
 
 # The deals that swing it most -------------------------------------------------
@@ -222,12 +236,13 @@ ui.deal_table(
     key="forecast_swing",
     filters=filters,
     column_config={
-        "amount": st.column_config.NumberColumn("Amount", format="localized"),
-        "p_in_quarter": st.column_config.ProgressColumn(
-            "Chance won this quarter", min_value=0.0, max_value=1.0, format="percent"
-        ),
+        "amount": ui.money_column("Amount", currency),
+        "p_in_quarter": ui.percent_column("Chance won this quarter"),
         "share_of_spread": st.column_config.NumberColumn(
-            "Share of the range", format="percent"
+            "Share of the range",
+            format="percent",
+            step=0.001,
+            help="This deal's part of the spread between P10 and P90.",
         ),
     },
 )
@@ -279,8 +294,8 @@ if overrides:
         new, old = scenario_head[name], headline[name]
         column.metric(
             f"{name.upper()} (what-if)",
-            ui.money(new, currency),
-            delta=f"{new - old:,.0f}",
+            ui.money_short(new, currency),
+            delta=ui.money(new - old, currency),
         )
     new, old = scenario_head["p_reach_target"], headline["p_reach_target"]
     cols[3].metric(
@@ -311,32 +326,39 @@ with st.spinner("Replaying the quarter week by week..."):
 if trend.empty:
     st.info("No weekly forecasts for this quarter yet.")
 else:
+    # plain lists: the chart carries the exact numbers of the trend
+    weeks = [str(day) for day in trend["as_of"]]
     figure = go.Figure()
     if {"p10", "p90"} <= set(trend.columns):
         figure.add_trace(
             go.Scatter(
-                x=list(trend["as_of"]) + list(trend["as_of"])[::-1],
-                y=list(trend["p90"]) + list(trend["p10"])[::-1],
+                x=weeks + weeks[::-1],
+                y=trend["p90"].tolist() + trend["p10"].tolist()[::-1],
                 fill="toself",
                 fillcolor="rgba(31,95,168,0.15)",
                 line=dict(width=0),
                 name="P10 to P90",
+                hoverinfo="skip",
             )
         )
-    figure.add_trace(go.Scatter(x=trend["as_of"], y=trend["p50"], name="P50"))
+    figure.add_trace(
+        go.Scatter(x=weeks, y=trend["p50"].tolist(), name="P50", mode="lines+markers")
+    )
     if "target" in trend and trend["target"].notna().any():
         figure.add_trace(
             go.Scatter(
-                x=trend["as_of"], y=trend["target"], name="target", line_dash="dash"
+                x=weeks, y=trend["target"].tolist(), name="target", line_dash="dash"
             )
         )
     if "actual" in trend and trend["actual"].notna().any():
         figure.add_trace(
-            go.Scatter(x=trend["as_of"], y=trend["actual"], name="actual (final)")
+            go.Scatter(x=weeks, y=trend["actual"].tolist(), name="actual (final)")
         )
     figure.update_layout(
         xaxis_title="As of",
-        yaxis_title=currency,
+        yaxis_title=f"Quarter total ({currency})",
+        yaxis_tickprefix=ui.CURRENCY_SYMBOLS.get(currency, ""),
+        yaxis_tickformat="~s",
         height=340,
         margin=dict(t=30, b=40, l=40, r=20),
     )

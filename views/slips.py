@@ -48,37 +48,56 @@ changes = ui.query(
 )
 steps = changes["steps"]
 labels = ["Start", *[STEP_LABELS.get(s["kind"], s["kind"]) for s in steps], "End"]
-figure = go.Figure(
-    go.Waterfall(
-        x=labels,
-        measure=["absolute", *["relative"] * len(steps), "total"],
-        y=[changes["start"], *[s["amount"] for s in steps], changes["end"]],
-        text=["", *[f"{s['count']} deals" for s in steps], ""],
-        textposition="outside",
-        connector={"line": {"color": "#999"}},
-        increasing={"marker": {"color": "#2e8b57"}},
-        decreasing={"marker": {"color": "#c0392b"}},
-        totals={"marker": {"color": "#1f5fa8"}},
+empty = not changes["start"] and not changes["end"]
+empty = empty and not any(s["count"] for s in steps)
+event = None
+if empty:
+    st.info(
+        f"The {changes['quarter']} pipeline held no open deals between "
+        f"{changes['start_date']} and {changes['end_date']} (the data may carry "
+        "no expected close dates for open deals). Pick other dates or a quarter."
     )
-)
-figure.update_layout(
-    title=(
-        f"Pipeline of {changes['quarter']} from {changes['start_date']} to "
-        f"{changes['end_date']}"
-    ),
-    yaxis_title=currency,
-    height=400,
-    margin=dict(t=60, b=40, l=40, r=20),
-    showlegend=False,
-)
-event = st.plotly_chart(
-    figure, key="slips_waterfall", on_select="rerun", selection_mode="points"
-)
-st.caption(
-    f"Start {ui.money(changes['start'], currency)}, end "
-    f"{ui.money(changes['end'], currency)}. Click a bar, or pick a step below, "
-    "to see its deals."
-)
+else:
+    figure = go.Figure(
+        go.Waterfall(
+            x=labels,
+            measure=["absolute", *["relative"] * len(steps), "total"],
+            y=[changes["start"], *[s["amount"] for s in steps], changes["end"]],
+            text=[
+                ui.money_short(changes["start"], currency),
+                *[
+                    f"{s['count']} deals, {ui.money_short(s['amount'], currency)}"
+                    for s in steps
+                ],
+                ui.money_short(changes["end"], currency),
+            ],
+            textposition="outside",
+            connector={"line": {"color": "#999"}},
+            increasing={"marker": {"color": "#2e8b57"}},
+            decreasing={"marker": {"color": "#c0392b"}},
+            totals={"marker": {"color": "#1f5fa8"}},
+        )
+    )
+    figure.update_layout(
+        title=(
+            f"Pipeline of {changes['quarter']} from {changes['start_date']} to "
+            f"{changes['end_date']}"
+        ),
+        yaxis_title=f"Pipeline ({currency})",
+        yaxis_tickprefix=ui.CURRENCY_SYMBOLS.get(currency, ""),
+        yaxis_tickformat="~s",
+        height=400,
+        margin=dict(t=60, b=40, l=40, r=20),
+        showlegend=False,
+    )
+    event = st.plotly_chart(
+        figure, key="slips_waterfall", on_select="rerun", selection_mode="points"
+    )
+    st.caption(
+        f"Start {ui.money(changes['start'], currency)}, end "
+        f"{ui.money(changes['end'], currency)}. Click a bar, or pick a step below, "
+        "to see its deals."
+    )
 
 kinds = [s["kind"] for s in steps if s["count"]]
 clicked = None
@@ -105,11 +124,9 @@ if kinds:
         step_deals,
         key="slips_step_deals",
         filters=filters,
-        column_config={
-            "amount": st.column_config.NumberColumn("Amount", format="localized")
-        },
+        column_config={"amount": ui.money_column("Amount", currency)},
     )
-else:
+elif not empty:
     st.info("Nothing moved in this pipeline between these dates.")
 
 # Slipped deals of a past quarter ---------------------------------------------
@@ -136,9 +153,7 @@ else:
         ui.select(slipped, filters),
         key="slips_slipped",
         filters=filters,
-        column_config={
-            "amount": st.column_config.NumberColumn("Amount", format="localized")
-        },
+        column_config={"amount": ui.money_column("Amount", currency)},
     )
 
 # Drivers ----------------------------------------------------------------------
@@ -198,8 +213,6 @@ else:
             "lift": st.column_config.NumberColumn("Lift", format="%.2f"),
             "ci_low": st.column_config.NumberColumn("Low", format="%.2f"),
             "ci_high": st.column_config.NumberColumn("High", format="%.2f"),
-            "value_at_stake": st.column_config.NumberColumn(
-                "Value at stake", format="localized"
-            ),
+            "value_at_stake": ui.money_column("Value at stake", currency),
         },
     )

@@ -80,7 +80,7 @@ cols[2].metric(
 )
 cols[3].metric(
     "Forecast category",
-    str(deal["forecast_category"]).replace("_", " ")
+    str(deal["forecast_category"]).replace("_", " ").capitalize()
     if pd.notna(deal["forecast_category"])
     else "none",
 )
@@ -148,7 +148,7 @@ with likelihood_tab:
             if isinstance(slip_reasons, list) and slip_reasons:
                 right.markdown(
                     "\n".join(
-                        f"- {r['text']} ({r['effect'] * 100:+.0f} pts)"
+                        f"- {r['text']} ({ui.points(r['effect'] * 100)})"
                         for r in slip_reasons
                     )
                 )
@@ -191,7 +191,7 @@ with history_tab:
             key="deal_versions",
             column_config={
                 "valid_from": st.column_config.DatetimeColumn("From"),
-                "amount": st.column_config.NumberColumn("Amount", format="localized"),
+                "amount": ui.money_column("Amount", currency),
                 "close_date": st.column_config.DateColumn("Expected close"),
                 "probability": st.column_config.NumberColumn(
                     "CRM probability", format="percent"

@@ -84,19 +84,30 @@ if baselines:
             **{k: doc.get(k) for k in ("auc", "brier", "log_loss", "ece")},
         }
     ]
-    rows += [{"model": name, **metrics} for name, metrics in baselines.items()]
+    rows += [
+        {"model": f"Baseline: {ui.label(name).lower()}", **metrics}
+        for name, metrics in baselines.items()
+    ]
     st.markdown("**Against simple baselines**")
     st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
         key="model_baselines",
         column_config={
-            c: st.column_config.NumberColumn(
-                c.upper() if c != "log_loss" else "Log loss", format="%.3f"
-            )
-            for c in ("auc", "brier", "log_loss", "ece")
+            "model": st.column_config.TextColumn("Model"),
+            "rows": None,  # every baseline is scored on the same deals as DealCase
+            **{
+                c: st.column_config.NumberColumn(name, format="%.3f")
+                for c, name in (
+                    ("auc", "AUC"),
+                    ("brier", "Brier score"),
+                    ("log_loss", "Log loss"),
+                    ("ece", "Calibration error"),
+                )
+            },
         },
     )
+    st.caption("Each baseline is scored on the same deal snapshots as DealCase.")
 
 reliability = pd.DataFrame(doc.get("reliability") or [])
 if not reliability.empty:
@@ -127,6 +138,8 @@ if not reliability.empty:
         title="Reliability: predicted likelihood against the share actually won",
         xaxis_title="Predicted close likelihood",
         yaxis_title="Share won",
+        xaxis_tickformat=".0%",
+        yaxis_tickformat=".0%",
         height=380,
         margin=dict(t=60, b=40, l=40, r=20),
     )
@@ -209,7 +222,9 @@ figure.add_trace(
 )
 figure.update_layout(
     title="Actual against the forecast range, per quarter",
-    yaxis_title=currency,
+    yaxis_title=f"Quarter total ({currency})",
+    yaxis_tickprefix=ui.CURRENCY_SYMBOLS.get(currency, ""),
+    yaxis_tickformat="~s",
     height=380,
     margin=dict(t=60, b=40, l=40, r=20),
 )
@@ -219,11 +234,14 @@ st.dataframe(
     hide_index=True,
     key="model_backtest",
     column_config={
+        "quarter": "Quarter",
         **{
-            c: st.column_config.NumberColumn(format="localized")
+            c: ui.money_column(c.upper() if c[0] == "p" else "Actual", currency)
             for c in ("actual", "p10", "p50", "p90")
         },
-        "abs_pct_error": st.column_config.NumberColumn("Abs % error", format="percent"),
+        "abs_pct_error": st.column_config.NumberColumn(
+            "Error of the P50", format="percent", step=0.01
+        ),
         "covered": st.column_config.CheckboxColumn("Inside P10-P90"),
     },
 )
@@ -235,14 +253,21 @@ if baselines:
         pd.DataFrame(
             [{"forecast": "DealCase", "mape": summary["mape"], "rows": len(quarters)}]
             + [
-                {"forecast": name, "mape": value["mape"], "rows": value["rows"]}
+                {
+                    "forecast": f"Baseline: {ui.label(name).lower()}",
+                    "mape": value["mape"],
+                    "rows": value["rows"],
+                }
                 for name, value in baselines.items()
             ]
         ),
         hide_index=True,
         key="model_backtest_baselines",
         column_config={
-            "mape": st.column_config.NumberColumn("MAPE", format="percent"),
+            "forecast": "Forecast",
+            "mape": st.column_config.NumberColumn(
+                "Mean absolute % error", format="percent", step=0.01
+            ),
             "rows": "Forecasts scored",
         },
     )

@@ -60,47 +60,57 @@ if search:
 
 counts = st.columns(4)
 counts[0].metric("Open deals", f"{len(shown):,}")
-counts[1].metric("Amount", ui.money(shown["amount"].sum(), filters.currency))
+counts[1].metric("Amount", ui.money_short(shown["amount"].sum(), filters.currency))
 counts[2].metric(
     "With red flags", f"{int((shown['flag_count'] > 0).sum()):,}", border=False
 )
+no_case = ui.query("dealcase.store.table_counts").get("case_answers", 0) == 0
 counts[3].metric(
     "Median case score",
-    "n/a" if shown.empty else f"{shown['case_score'].median():.0f}",
+    "none recorded"
+    if no_case
+    else "n/a"
+    if shown.empty
+    else f"{shown['case_score'].median():.0f}",
+    help="0 to 100: how much of the business case is confirmed.",
 )
+if no_case:
+    st.info(
+        "No business case is recorded in this file yet, so every case score is "
+        "0 and the red flags name what is unknown. Record answers on the "
+        "Business case page, or import them with `python -m dealcase case import`."
+    )
 
+columns = [
+    "deal_id",
+    "name",
+    "owner",
+    "team",
+    "stage",
+    "amount",
+    "close_date",
+    "close_likelihood",
+    "slip_risk",
+    "case_score",
+    "flag_count",
+    "top_reason",
+    "red_flags",
+]
+if deals["close_date"].isna().all():
+    columns.remove("close_date")
+    st.caption("The source gives no expected close dates for these open deals.")
 st.caption("Click a row, or its 'open' link, to see the deal.")
 ui.deal_table(
-    shown[
-        [
-            "deal_id",
-            "name",
-            "owner",
-            "team",
-            "stage",
-            "amount",
-            "close_date",
-            "close_likelihood",
-            "slip_risk",
-            "case_score",
-            "flag_count",
-            "top_reason",
-            "red_flags",
-        ]
-    ],
+    shown[columns],
     key="pipeline_deals",
     filters=filters,
     column_config={
         "deal_id": "ID",
         "name": "Deal",
-        "amount": st.column_config.NumberColumn("Amount", format="localized"),
+        "amount": ui.money_column("Amount", filters.currency),
         "close_date": st.column_config.DateColumn("Expected close"),
-        "close_likelihood": st.column_config.ProgressColumn(
-            "Close likelihood", min_value=0.0, max_value=1.0, format="percent"
-        ),
-        "slip_risk": st.column_config.ProgressColumn(
-            "Slip risk", min_value=0.0, max_value=1.0, format="percent"
-        ),
+        "close_likelihood": ui.percent_column("Close likelihood"),
+        "slip_risk": ui.percent_column("Slip risk"),
         "case_score": st.column_config.NumberColumn("Case score", format="%.0f"),
         "flag_count": st.column_config.NumberColumn("Red flags"),
         "top_reason": "Top reason",

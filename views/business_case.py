@@ -168,9 +168,7 @@ with coaching_tab:
                 "label": "Dimension",
                 "deals_lacking": "Deals lacking it",
                 "open_deals": "Open deals",
-                "value_at_stake": st.column_config.NumberColumn(
-                    "Value at stake", format="localized"
-                ),
+                "value_at_stake": ui.money_column("Value at stake", currency),
             },
         )
         st.markdown("**Next questions per deal**")
@@ -194,7 +192,7 @@ with coaching_tab:
             key="business_case_coaching",
             filters=filters,
             column_config={
-                "amount": st.column_config.NumberColumn("Amount", format="localized"),
+                "amount": ui.money_column("Amount", currency),
                 "case_score": st.column_config.NumberColumn(
                     "Case score", format="%.0f"
                 ),

@@ -13,7 +13,10 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Columns of DealBatch.deals, in the order of the ``deals`` table.
 DEAL_COLUMNS = [
@@ -49,6 +52,7 @@ VERSION_COLUMNS = [
     "forecast_category",
     "probability",
     "outcome",
+    "next_step",
     "source",
 ]
 
@@ -60,6 +64,7 @@ STATE_FIELDS = [
     "forecast_category",
     "probability",
     "outcome",
+    "next_step",
 ]
 
 TEXT_FIELDS = [
@@ -190,7 +195,7 @@ def empty_versions() -> pd.DataFrame:
 
 def conform_deals(frame: pd.DataFrame) -> pd.DataFrame:
     """Give a deals frame exactly :data:`DEAL_COLUMNS` with stable dtypes."""
-    frame = frame.copy()
+    frame = frame.copy(deep=False)
     for name in DEAL_COLUMNS:
         if name not in frame.columns:
             frame[name] = None
@@ -214,7 +219,7 @@ def conform_versions(frame: pd.DataFrame) -> pd.DataFrame:
     creation or closing version) rather than read from the source's history;
     the writer does not let them reach back before a deal's stored history.
     """
-    frame = frame.copy()
+    frame = frame.copy(deep=False)
     for name in VERSION_COLUMNS:
         if name not in frame.columns:
             frame[name] = None
@@ -222,7 +227,14 @@ def conform_versions(frame: pd.DataFrame) -> pd.DataFrame:
         frame["derived"] = False
     frame = frame[VERSION_COLUMNS + ["derived"]]
     frame["derived"] = frame["derived"].fillna(False).astype(bool)
-    for name in ("deal_id", "stage", "forecast_category", "outcome", "source"):
+    for name in (
+        "deal_id",
+        "stage",
+        "forecast_category",
+        "outcome",
+        "next_step",
+        "source",
+    ):
         frame[name] = _text(frame[name])
     frame["valid_from"] = pd.to_datetime(frame["valid_from"]).astype("datetime64[us]")
     frame["amount"] = pd.to_numeric(frame["amount"], errors="coerce").astype("float64")
@@ -239,10 +251,9 @@ def _text(values: pd.Series) -> pd.Series:
     values = pd.Series(values)
     if not len(values):
         return pd.Series([], index=values.index, dtype="str")
-    missing = values.isna().to_numpy()
-    text = values.astype("str").str.strip()
-    blank = missing | (text == "").fillna(True).to_numpy()
-    return pd.Series(text.where(~blank, None), index=values.index, dtype="str")
+    text = pc.utf8_trim_whitespace(arrow_text(values))
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+    return pd.Series(pd.array(text, dtype="str"), index=values.index, dtype="str")
 
 
 def _dates(values: pd.Series) -> pd.Series:
@@ -254,26 +265,116 @@ def _dates(values: pd.Series) -> pd.Series:
     )
 
 
+def arrow_text(values) -> pa.Array:
+    """``values`` (Series, Index, array, list or set) as an Arrow text array."""
+    if isinstance(values, set | frozenset):
+        values = list(values)
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if series.dtype != "str":
+        series = series.astype("str")
+    array = pa.array(series)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string())
+
+
+def member(values, candidates) -> np.ndarray:
+    """Whether each of ``values`` is among ``candidates``, compared as text.
+
+    The same as ``Series.isin`` for text, without its per-value conversion
+    of the candidates (which costs seconds for a million ids). Missing values
+    are never members.
+
+    Returns
+    -------
+    numpy.ndarray of bool, one per value.
+    """
+    left = arrow_text(values)
+    if not len(left):
+        return np.zeros(0, dtype=bool)
+    right = pc.unique(arrow_text(candidates).drop_null())
+    found = pc.is_in(left, value_set=right, skip_nulls=True)
+    return found.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def latest_per_deal(frame: pd.DataFrame) -> np.ndarray:
+    """Positions in ``frame`` of each deal's latest version.
+
+    ``frame`` has ``deal_id`` and ``valid_from``; of versions sharing a deal's
+    latest moment the last in ``frame`` is taken. Sorts integer codes rather
+    than text, so it stays fast for millions of versions.
+
+    Returns
+    -------
+    numpy.ndarray of int, one position per deal, in no particular order.
+    """
+    if not len(frame):
+        return np.zeros(0, dtype=np.int64)
+    codes, _ = pd.factorize(frame["deal_id"], use_na_sentinel=False)
+    moments = frame["valid_from"].to_numpy().astype("M8[us]").view("i8")
+    order = np.lexsort((np.arange(len(frame)), moments, codes))
+    grouped = codes[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = grouped[1:] != grouped[:-1]
+    return order[last]
+
+
+# Characters json.dumps writes as a short escape; other control characters
+# become \u00XX, which the vectorised path leaves to json.dumps.
+_JSON_ESCAPES = [
+    ("\\", "\\\\"),
+    ('"', '\\"'),
+    ("\n", "\\n"),
+    ("\r", "\\r"),
+    ("\t", "\\t"),
+    ("\x08", "\\b"),
+    ("\x0c", "\\f"),
+]
+_OTHER_CONTROLS = r"[\x00-\x07\x0b\x0e-\x1f]"
+
+
+def _json_strings(text: pa.Array) -> pa.Array:
+    """Each text as a JSON string literal, exactly as ``json.dumps(value,
+    ensure_ascii=False)`` writes it (nulls stay null)."""
+    escaped = text
+    for plain, escape in _JSON_ESCAPES:
+        escaped = pc.replace_substring(escaped, plain, escape)
+    quote = pa.scalar('"', pa.large_string())
+    empty = pa.scalar("", pa.large_string())
+    quoted = pc.binary_join_element_wise(quote, escaped, quote, empty)
+    rare = pc.match_substring_regex(text, _OTHER_CONTROLS).fill_null(False)
+    if pc.any(rare).as_py():
+        values = quoted.to_pylist()
+        for row in np.flatnonzero(rare.to_numpy(zero_copy_only=False)):
+            values[row] = json.dumps(text[row].as_py(), ensure_ascii=False)
+        quoted = pa.array(values, type=pa.large_string())
+    return quoted
+
+
 def attributes_json(frame: pd.DataFrame, names: dict[str, str]) -> pd.Series:
     """JSON objects of text from columns of ``frame``.
 
     ``names`` maps the attribute's name to the column holding it. Empty cells
-    are left out of the object, so an attribute is present only when known.
+    (blank, missing or the text ``nan``) are left out of the object, so an
+    attribute is present only when known. The text is what
+    ``json.dumps(..., ensure_ascii=False, sort_keys=True)`` writes, built
+    column by column rather than row by row.
     """
     if not names:
         return pd.Series(["{}"] * len(frame), index=frame.index, dtype="str")
-    columns = {
-        attribute: frame[column].astype("str").str.strip().tolist()
-        for attribute, column in names.items()
-    }
-    keys = list(columns)
-    rows = zip(*(columns[key] for key in keys))
-    texts = [
-        json.dumps(
-            {k: v for k, v in zip(keys, row) if v and v != "nan"},
-            ensure_ascii=False,
-            sort_keys=True,
-        )
-        for row in rows
-    ]
-    return pd.Series(texts, index=frame.index, dtype="str")
+    separator = pa.scalar(", ", pa.large_string())
+    empty = pa.scalar("", pa.large_string())
+    pieces = []
+    for attribute in sorted(names):
+        text = pc.utf8_trim_whitespace(arrow_text(frame[names[attribute]]))
+        absent = pc.or_(pc.equal(text, ""), pc.equal(text, "nan")).fill_null(True)
+        key = pa.scalar(json.dumps(attribute, ensure_ascii=False) + ": ", text.type)
+        piece = pc.binary_join_element_wise(key, _json_strings(text), separator, empty)
+        pieces.append(pc.if_else(absent, empty, piece))
+    # Every present piece ends with ", "; the last one's is cut off.
+    joined = pc.binary_join_element_wise(*pieces, empty)
+    joined = pc.utf8_slice_codeunits(joined, 0, -2)
+    brace_open = pa.scalar("{", pa.large_string())
+    brace_close = pa.scalar("}", pa.large_string())
+    texts = pc.binary_join_element_wise(brace_open, joined, brace_close, empty)
+    return pd.Series(pd.array(texts, dtype="str"), index=frame.index, dtype="str")

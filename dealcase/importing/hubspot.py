@@ -458,6 +458,7 @@ _STATE = [
     "forecast_category",
     "probability",
     "outcome",
+    "next_step",
 ]
 
 
@@ -487,6 +488,8 @@ def _state_keys(frame: pd.DataFrame) -> pd.Series:
         + probability
         + "|"
         + frame["outcome"].astype(str)
+        + "|"
+        + frame["next_step"].fillna("").astype(str)
     )
 
 
@@ -659,6 +662,8 @@ def _versions(every: pd.DataFrame) -> pd.DataFrame:
     creation_rows = first.loc[before_first].assign(
         valid_from=created[before_first], kind=0
     )
+    # A next step is what a snapshot said; none is known before the first.
+    creation_rows.loc[creation_rows["snapshot"].notna(), "next_step"] = None
     # A deal first seen closed was open at creation, in a stage not known.
     was_closed = (creation_rows["outcome"] != "open").to_numpy()
     if was_closed.any():

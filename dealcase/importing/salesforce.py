@@ -33,6 +33,10 @@ microsecond after the previous, so none is lost. Besides those:
   row gets one more version with that state, at its close date when it
   closed after the last row, else at ``LastModifiedDate`` when that is
   later, else one second after the last row.
+
+OpportunityHistory records no next step: the opportunity's ``NextStep`` is
+written into each deal's latest version only, never into earlier ones, and
+does not by itself make the state differ from the last history row.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dealcase.errors import InputError
 from dealcase.importing import parsing
@@ -49,10 +55,14 @@ from dealcase.importing.batch import (
     STATE_FIELDS,
     DealBatch,
     SkippedRows,
+    arrow_text,
     attributes_json,
     conform_deals,
     conform_versions,
+    latest_per_deal,
+    member,
 )
+from dealcase.importing.readers import read_table
 from dealcase.importing.salesforce_files import (
     ACCOUNT_ATTRIBUTES,
     account_table,
@@ -61,7 +71,7 @@ from dealcase.importing.salesforce_files import (
     sort_files,
     user_names,
 )
-from dealcase.importing.writer import value_keys
+from dealcase.importing.writer import same_values
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +102,7 @@ def build_salesforce_batch(
         No opportunity file, several of them, a file of unknown kind, a
         required column missing, or a value that cannot be read.
     """
-    found = sort_files(files, history)
+    found = sort_files(files, history, defer=("history",))
     reports = found.of("report")
     opportunities = found.of("opportunity")
     if len(opportunities) + len(reports) > 1:
@@ -105,11 +115,11 @@ def build_salesforce_batch(
     if reports:
         from dealcase.importing.salesforce_report import build_report_batch
 
-        if found.of("history"):
+        if found.paths("history"):
             raise InputError(
                 "OpportunityHistory goes with a data export's Opportunity.csv, not "
                 "with a report export",
-                file=found.of("history")[0].path,
+                file=found.paths("history")[0],
             )
         batch = build_report_batch(reports[0], date_order=date_order)
         _add_companions(batch, found)
@@ -128,14 +138,26 @@ def build_salesforce_batch(
     users = user_names(found.one("user"))
     accounts = account_table(found.one("account"))
     deals, lines = _opportunities(raw, skipped, warnings, date_order, users, accounts)
+    rows_read = len(raw.frame)
+    raw.frame = raw.frame.iloc[:0]
 
-    versions = pd.DataFrame()
+    parts = []
     history_rows = 0
-    for history_raw in found.of("history"):
+    for history_path in found.paths("history"):
+        history_raw = read_table(history_path)
         warnings += history_raw.warnings
         rows = _history(history_raw, deals, skipped, warnings, date_order)
         history_rows += len(history_raw.frame)
-        versions = pd.concat([versions, rows], ignore_index=True)
+        # The text of millions of history rows is not needed any more.
+        del history_raw
+        parts.append(rows)
+    versions = (
+        pd.concat(parts, ignore_index=True)
+        if len(parts) > 1
+        else next(iter(parts), None)
+    )
+    if versions is None:
+        versions = pd.DataFrame()
     versions = _complete_history(deals, conform_versions(versions))
 
     seen = [
@@ -152,10 +174,12 @@ def build_salesforce_batch(
     deals = conform_deals(deals)
     notes = {"file": str(raw.path)}
     if users:
-        notes["owners_resolved"] = int(deals["owner"].isin(set(users.values())).sum())
+        notes["owners_resolved"] = int(
+            member(deals["owner"], set(users.values())).sum()
+        )
     if len(accounts):
         notes["accounts_resolved"] = int(
-            deals["account"].isin(set(accounts["Name"])).sum()
+            member(deals["account"], accounts["Name"]).sum()
         )
     batch = DealBatch(
         source="salesforce",
@@ -165,7 +189,7 @@ def build_salesforce_batch(
         today=today,
         stages=stages,
         meta={"dataset": "salesforce", "has_dates": "true"},
-        rows_read=len(raw.frame),
+        rows_read=rows_read,
         history_rows_read=history_rows,
         skipped=skipped,
         warnings=warnings,
@@ -205,10 +229,18 @@ def _add_companions(batch: DealBatch, found) -> None:
 
 
 def _blank_placeholders(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.copy()
+    """Cells trimmed, placeholder ids blank. A column already clean (the
+    usual case) is shared with ``frame``, not copied."""
+    frame = frame.copy(deep=False)
+    placeholders = pa.array(sorted(parsing.PLACEHOLDER_IDS), pa.large_string())
     for column in frame.columns:
-        values = frame[column].astype("str").str.strip()
-        frame[column] = values.where(~values.isin(parsing.PLACEHOLDER_IDS), "")
+        text = arrow_text(frame[column])
+        padded = pc.not_equal(pc.utf8_trim_whitespace(text), text)
+        placeholder = pc.is_in(text, value_set=placeholders)
+        if not pc.any(pc.or_(padded, placeholder)).as_py():
+            continue
+        values = pd.Series(frame[column], dtype="str").str.strip()
+        frame[column] = values.where(~member(values, parsing.PLACEHOLDER_IDS), "")
     return frame
 
 
@@ -254,8 +286,7 @@ def _opportunities(raw, skipped, warnings, date_order, users=None, accounts=None
             )
         )
         frame, lines = frame.loc[~repeated].reset_index(drop=True), lines[~repeated]
-    line_list = lines.tolist()
-    where = {"file": file, "line_numbers": line_list}
+    where = {"file": file, "line_numbers": lines}
 
     def text(*names):
         column = _first_column(raw, *names)
@@ -327,9 +358,9 @@ def _opportunities(raw, skipped, warnings, date_order, users=None, accounts=None
     is_closed = _flags(frame, "IsClosed", where)
     is_won = _flags(frame, "IsWon", where)
     if is_closed is None:
-        is_closed = deals["stage"].map(_stage_outcome).ne("open").to_numpy()
+        is_closed = _stage_outcomes(deals["stage"]).ne("open").to_numpy()
     if is_won is None:
-        is_won = deals["stage"].map(_stage_outcome).eq("won").to_numpy()
+        is_won = _stage_outcomes(deals["stage"]).eq("won").to_numpy()
     deals["outcome"] = np.where(is_won, "won", np.where(is_closed, "lost", "open"))
     deals["closed_on"] = deals["close_date"].where(deals["outcome"] != "open")
 
@@ -340,7 +371,7 @@ def _opportunities(raw, skipped, warnings, date_order, users=None, accounts=None
     names.pop("Account.Name", None)
     deals["attributes"] = attributes_json(frame, names).to_numpy()
     deals["source"] = "salesforce"
-    return deals, line_list
+    return deals, lines
 
 
 def _flags(frame, name, where):
@@ -348,6 +379,13 @@ def _flags(frame, name, where):
         return None
     values = parsing.parse_bool(frame[name], column=name, **where)
     return values.fillna(False).astype(bool).to_numpy()
+
+
+def _stage_outcomes(stages: pd.Series) -> pd.Series:
+    """:func:`_stage_outcome` of each stage, worked out once per stage name."""
+    codes, names = pd.factorize(stages, use_na_sentinel=False)
+    outcomes = np.array([_stage_outcome(name) for name in names], dtype=object)
+    return pd.Series(outcomes[codes], index=stages.index, dtype="str")
 
 
 def _stage_outcome(stage) -> str:
@@ -372,7 +410,7 @@ def _history(raw, deals, skipped, warnings, date_order) -> pd.DataFrame:
                 SkippedRows("deleted in Salesforce", file, lines[deleted].tolist())
             )
         keep &= ~deleted
-    unknown = keep & ~frame["OpportunityId"].isin(deals["deal_id"]).to_numpy()
+    unknown = keep & ~member(frame["OpportunityId"], deals["deal_id"])
     if unknown.any():
         skipped.append(
             SkippedRows(
@@ -383,7 +421,7 @@ def _history(raw, deals, skipped, warnings, date_order) -> pd.DataFrame:
         )
     keep &= ~unknown
     frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]
-    where = {"file": file, "line_numbers": lines.tolist()}
+    where = {"file": file, "line_numbers": lines}
 
     moments = pd.to_datetime(
         pd.Series(
@@ -435,15 +473,22 @@ def _history(raw, deals, skipped, warnings, date_order) -> pd.DataFrame:
     known = deals.drop_duplicates("stage").set_index("stage")["outcome"]
     outcome = versions["stage"].map(known)
     versions["outcome"] = outcome.where(
-        outcome.notna(), versions["stage"].map(_stage_outcome)
+        outcome.notna(), _stage_outcomes(versions["stage"])
     ).to_numpy()
 
     # Keep rows that share a moment, in file order, a microsecond apart.
     versions["line"] = lines
     versions = versions.loc[~undated]
-    versions = versions.sort_values(["deal_id", "valid_from", "line"], kind="stable")
-    tie = versions.groupby(["deal_id", "valid_from"]).cumcount().to_numpy()
-    versions["valid_from"] = versions["valid_from"] + pd.to_timedelta(tie, unit="us")
+    versions = versions.reset_index(drop=True)
+    shared = versions.duplicated(["deal_id", "valid_from"], keep=False).to_numpy()
+    if shared.any():
+        ties = versions.loc[shared].sort_values(
+            ["deal_id", "valid_from", "line"], kind="stable"
+        )
+        step = ties.groupby(["deal_id", "valid_from"]).cumcount().to_numpy()
+        versions.loc[ties.index, "valid_from"] = ties["valid_from"] + pd.to_timedelta(
+            step, unit="us"
+        )
     versions["source"] = "salesforce"
     return versions.drop(columns=["line"])
 
@@ -454,7 +499,7 @@ def _complete_history(deals: pd.DataFrame, versions: pd.DataFrame) -> pd.DataFra
     current = conform_deals(deals)
     current["modified_at"] = deals["modified_at"].to_numpy()
     current["created_at"] = pd.to_datetime(deals["created_at"]).to_numpy()
-    has_history = current["deal_id"].isin(versions["deal_id"])
+    has_history = member(current["deal_id"], versions["deal_id"])
     added = []
 
     # Deals without history: creation and, when closed, closing.
@@ -473,18 +518,12 @@ def _complete_history(deals: pd.DataFrame, versions: pd.DataFrame) -> pd.DataFra
         added.append(ending.assign(valid_from=at.to_numpy(), derived=True))
 
     # Deals with history whose file state differs from their last row.
-    last = (
-        versions.sort_values(["deal_id", "valid_from"])
-        .groupby("deal_id")
-        .tail(1)
-        .set_index("deal_id")
-    )
+    last = versions.iloc[latest_per_deal(versions)].set_index("deal_id")
     tracked = current.loc[has_history].set_index("deal_id")
     last = last.reindex(tracked.index)
-    differs = (
-        value_keys(last, STATE_FIELDS).to_numpy()
-        != value_keys(tracked, STATE_FIELDS).to_numpy()
-    )
+    # History rows have no next step: it does not make a version of its own.
+    moving = [f for f in STATE_FIELDS if f != "next_step"]
+    differs = ~same_values(last, tracked, moving)
     if differs.any():
         late = tracked.loc[differs].reset_index()
         previous = last.loc[differs, "valid_from"].to_numpy().astype("M8[us]")
@@ -503,7 +542,21 @@ def _complete_history(deals: pd.DataFrame, versions: pd.DataFrame) -> pd.DataFra
     frames = [f for f in frames if len(f)]
     if not frames:
         return versions
-    return conform_versions(pd.concat(frames, ignore_index=True))
+    # Every part is conformed already, so their concatenation is too.
+    return _latest_next_step(pd.concat(frames, ignore_index=True), current)
+
+
+def _latest_next_step(versions: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+    """The deal's current next step in its latest version, none in the
+    earlier ones (OpportunityHistory does not record the next step)."""
+    latest = latest_per_deal(versions)
+    deals = versions["deal_id"].iloc[latest]
+    steps = np.full(len(versions), None, dtype=object)
+    steps[latest] = deals.map(current.set_index("deal_id")["next_step"]).to_numpy(
+        dtype=object, na_value=None
+    )
+    versions["next_step"] = pd.Series(steps, dtype="str").to_numpy()
+    return versions
 
 
 def _stages(deals: pd.DataFrame) -> pd.DataFrame:

@@ -107,9 +107,14 @@ class SalesforceFiles:
 
     tables: dict[str, list[RawTable]] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
+    deferred: dict[str, list[Path]] = field(default_factory=dict)
 
     def of(self, kind: str) -> list[RawTable]:
         return self.tables.get(kind, [])
+
+    def paths(self, kind: str) -> list[Path]:
+        """Files of a kind left for the caller to read (see ``defer``)."""
+        return self.deferred.get(kind, [])
 
     def one(self, kind: str) -> RawTable | None:
         found = self.of(kind)
@@ -176,21 +181,31 @@ def peek_header(path: Path) -> list[str]:
     return [c.strip() for c in cells]
 
 
-def sort_files(files, history=None) -> SalesforceFiles:
+def sort_files(files, history=None, *, defer=()) -> SalesforceFiles:
     """Sort the files by kind and read the ones this import uses.
 
     A file of another kind (a full export holds many objects: Lead, Task,
-    ...) is left unread and listed in ``ignored``.
+    ...) is left unread and listed in ``ignored``. Files of a kind in
+    ``defer`` are not read but listed in ``deferred`` (by
+    :meth:`SalesforceFiles.paths`), so that a large history file need not be
+    in memory while the opportunities are read.
     """
     found = SalesforceFiles()
+
+    def add(kind: str, path: Path) -> None:
+        if kind in defer:
+            found.deferred.setdefault(kind, []).append(path)
+        else:
+            found.tables.setdefault(kind, []).append(read_table(path))
+
     for path in [Path(f) for f in files]:
         kind = file_kind(path, peek_header(path))
         if kind is None:
             found.ignored.append(path.name)
             continue
-        found.tables.setdefault(kind, []).append(read_table(path))
+        add(kind, path)
     if history is not None:
-        found.tables.setdefault("history", []).append(read_table(history))
+        add("history", Path(history))
     return found
 
 

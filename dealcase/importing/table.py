@@ -662,6 +662,13 @@ def _table_versions(deals, amount_known_open, history, today, dataset):
     closed = deals["outcome"] != "open"
     first_stage = history.get("first_stage")
     close_known = history.get("close_date_known_while_open", True)
+    ends = closed & deals["closed_on"].notna()
+    # The file's next step is the deal's as of its latest version only.
+    next_step = (
+        deals["next_step"]
+        if "next_step" in deals.columns
+        else pd.Series(None, index=deals.index, dtype="str")
+    )
 
     first = pd.DataFrame(
         {
@@ -673,11 +680,11 @@ def _table_versions(deals, amount_known_open, history, today, dataset):
             "forecast_category": deals["forecast_category"].where(~closed),
             "probability": deals["probability"].where(~closed),
             "outcome": "open",
+            "next_step": next_step.where(~ends),
             "source": dataset,
         }
     ).loc[has_start]
 
-    ends = closed & deals["closed_on"].notna()
     closing_at = deals["closed_on"].where(
         deals["closed_on"] > created, created + pd.Timedelta(seconds=1)
     )
@@ -693,7 +700,9 @@ def _table_versions(deals, amount_known_open, history, today, dataset):
             "outcome",
         ],
     ]
-    closing = closing.assign(valid_from=closing_at[ends], source=dataset)
+    closing = closing.assign(
+        valid_from=closing_at[ends], next_step=next_step[ends], source=dataset
+    )
     versions = pd.concat([first, closing], ignore_index=True)
     return conform_versions(versions.assign(derived=True)), int(undated.sum())
 

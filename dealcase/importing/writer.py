@@ -21,6 +21,9 @@ The rules every source shares:
   recent: an earlier weekly export imported late, or again) is the deal's
   state at that moment: the deal's current row is kept, and a version is
   added at the snapshot moment only where the state then differs.
+- The next step is part of a version's state. A source's version without
+  one (an earlier OpportunityHistory row) does not blank the next step a
+  stored version at that moment already has.
 - Sources without dates write deals only, no history.
 - Stakeholders a source names (Salesforce contact roles) are written as
   versions with ``recorded_by = 'import'``, and only for deals that have no
@@ -41,14 +44,19 @@ import uuid
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dealcase.importing.batch import (
     DEAL_COLUMNS,
     STATE_FIELDS,
     VERSION_COLUMNS,
     DealBatch,
+    arrow_text,
     conform_deals,
     conform_versions,
+    latest_per_deal,
+    member,
 )
 from dealcase.store import set_meta
 
@@ -96,6 +104,62 @@ def _field_text(values: pd.Series, name: str) -> pd.Series:
         return pd.Series(values, dtype="str").fillna("{}").str.strip()
     text = pd.Series(values, dtype="str").fillna("").str.strip()
     return text
+
+
+def same_values(
+    left: pd.DataFrame, right: pd.DataFrame, fields: list[str]
+) -> np.ndarray:
+    """Row by row (by position), whether ``left`` and ``right`` hold equal
+    values in every one of ``fields``, by the rules of :func:`value_keys`.
+
+    Compares column by column without building keys, so it costs a few
+    vectorised operations per field.
+
+    Returns
+    -------
+    numpy.ndarray of bool, one per row.
+    """
+    if len(left) != len(right):
+        raise ValueError("same_values compares frames of the same length")
+    same = np.ones(len(left), dtype=bool)
+    for name in fields:
+        same &= _equal_field(left[name], right[name], name)
+    return same
+
+
+def _equal_field(a: pd.Series, b: pd.Series, name: str) -> np.ndarray:
+    if name in _MONEY or name in _PROBABILITY:
+        digits = 2 if name in _MONEY else 4
+        x = np.round(_numbers(a) * 10**digits)
+        y = np.round(_numbers(b) * 10**digits)
+        return (x == y) | (np.isnan(x) & np.isnan(y))
+    if name in _DATES:
+        x = _days(a)
+        y = _days(b)
+        return (x == y) | (np.isnat(x) & np.isnat(y))
+    if name == "amount_estimated":
+        x = pd.Series(a).fillna(False).astype(bool).to_numpy()
+        y = pd.Series(b).fillna(False).astype(bool).to_numpy()
+        return x == y
+    blank = "{}" if name == "attributes" else ""
+    x = pc.utf8_trim_whitespace(arrow_text(a).fill_null(blank))
+    y = pc.utf8_trim_whitespace(arrow_text(b).fill_null(blank))
+    return pc.equal(x, y).to_numpy(zero_copy_only=False)
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan
+    )
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    series = pd.Series(values)
+    if series.dtype.kind != "M":
+        series = pd.to_datetime(series, errors="coerce")
+    if getattr(series.dt, "tz", None) is not None:
+        series = series.dt.tz_localize(None)
+    return series.to_numpy().astype("M8[D]")
 
 
 def write_batch(
@@ -155,11 +219,12 @@ def write_batch(
                 con.execute(
                     f"SELECT h.deal_id, h.valid_from, h.stage, h.amount, "
                     f"h.close_date, h.forecast_category, h.probability, h.outcome, "
-                    f"h.source FROM deal_history h JOIN {ids_view} i USING (deal_id)"
+                    f"h.next_step, h.source "
+                    f"FROM deal_history h JOIN {ids_view} i USING (deal_id)"
                 ).df()
             )
             older = _older_snapshot(batch, stored, snapshot_at)
-        current = ~deals["deal_id"].isin(older).to_numpy()
+        current = ~member(deals["deal_id"], older)
         counts.update(_upsert_deals(con, deals.loc[current], existing))
         counts["deals_older_snapshot"] = len(older)
 
@@ -213,19 +278,12 @@ class _registered:
 
 def _upsert_deals(con, deals: pd.DataFrame, existing: pd.DataFrame) -> dict:
     compared = [c for c in DEAL_COLUMNS if c != "deal_id"]
-    new_keys = pd.Series(
-        value_keys(deals, compared).to_numpy(), index=deals["deal_id"].to_numpy()
-    )
-    if existing.empty:
-        old_keys = pd.Series([], dtype="str")
-    else:
-        old_keys = pd.Series(
-            value_keys(existing, compared).to_numpy(),
-            index=existing["deal_id"].to_numpy(),
-        )
-    known = deals["deal_id"].isin(old_keys.index).to_numpy()
-    aligned_old = old_keys.reindex(deals["deal_id"].to_numpy()).to_numpy()
-    changed = known & (new_keys.to_numpy() != aligned_old)
+    known = member(deals["deal_id"], existing["deal_id"])
+    changed = np.zeros(len(deals), dtype=bool)
+    if known.any():
+        mine = deals.loc[known].reset_index(drop=True)
+        theirs = existing.set_index("deal_id").reindex(mine["deal_id"]).reset_index()
+        changed[known] = ~same_values(mine, theirs, compared)
 
     columns = ", ".join(DEAL_COLUMNS)
     selected = ", ".join(_cast(c) for c in DEAL_COLUMNS)
@@ -272,7 +330,7 @@ def _keep_stored_fields(batch: DealBatch, existing: pd.DataFrame) -> pd.DataFram
         return batch.deals
     deals = batch.deals
     stored = existing.set_index("deal_id")
-    known = deals["deal_id"].isin(stored.index).to_numpy()
+    known = member(deals["deal_id"], stored.index)
     for name in missing:
         values = deals["deal_id"].map(stored[name])
         deals[name] = deals[name].astype(object).where(~known, values.astype(object))
@@ -328,34 +386,52 @@ def _merge_versions(
     authoritative: bool,
     older: set | None = None,
 ) -> dict:
-    incoming = conform_versions(batch.versions)
-    incoming = incoming.loc[incoming["deal_id"].isin(batch.deals["deal_id"])]
-    incoming = incoming.drop_duplicates(["deal_id", "valid_from"], keep="last")
+    # Each step copies millions of rows only when it changes something.
+    # Kept in the batch in place of the unconformed frame, not beside it.
+    batch.versions = incoming = conform_versions(batch.versions)
+    ours = member(incoming["deal_id"], batch.deals["deal_id"])
+    if not ours.all():
+        incoming = incoming.loc[ours]
+    repeated = incoming.duplicated(["deal_id", "valid_from"], keep="last")
+    if repeated.any():
+        incoming = incoming.loc[~repeated.to_numpy()]
+    incoming = incoming.reset_index(drop=True)
     corrected = 0
 
     # Versions at a moment already stored: corrected or left alone.
-    both = incoming.merge(
-        stored,
-        on=["deal_id", "valid_from"],
-        how="left",
-        suffixes=("", "_old"),
-        indicator=True,
-    )
-    at_stored_moment = (both["_merge"] == "both").to_numpy()
-    correcting = at_stored_moment & ~both["derived"].to_numpy()
-    if authoritative and correcting.any():
-        overlap = both.loc[correcting]
-        old = overlap[[f"{f}_old" for f in STATE_FIELDS]].set_axis(STATE_FIELDS, axis=1)
-        differs = (
-            value_keys(overlap, STATE_FIELDS).to_numpy()
-            != value_keys(old, STATE_FIELDS).to_numpy()
+    at_stored_moment = np.zeros(len(incoming), dtype=bool)
+    if len(stored) and len(incoming):
+        both = incoming.merge(
+            stored,
+            on=["deal_id", "valid_from"],
+            how="left",
+            suffixes=("", "_old"),
+            indicator=True,
         )
-        fixes = overlap.loc[differs, VERSION_COLUMNS]
-        if len(fixes):
-            _update_versions(con, fixes)
-            stored = _replace_rows(stored, fixes)
-            corrected = len(fixes)
-    candidates = incoming.loc[~at_stored_moment].reset_index(drop=True)
+        at_stored_moment = (both["_merge"] == "both").to_numpy()
+        correcting = at_stored_moment & ~both["derived"].to_numpy()
+        if authoritative and correcting.any():
+            # The next step is known for a source's latest version of a deal
+            # only; an earlier version without one keeps its stored next step.
+            latest = np.zeros(len(incoming), dtype=bool)
+            latest[latest_per_deal(incoming)] = True
+            overlap = both.loc[correcting].reset_index(drop=True)
+            keep_step = ~latest[correcting] & overlap["next_step"].isna().to_numpy()
+            overlap["next_step"] = overlap["next_step"].where(
+                ~keep_step, overlap["next_step_old"]
+            )
+            old = overlap[[f"{f}_old" for f in STATE_FIELDS]].set_axis(
+                STATE_FIELDS, axis=1
+            )
+            differs = ~same_values(overlap, old, STATE_FIELDS)
+            fixes = overlap.loc[differs, VERSION_COLUMNS]
+            if len(fixes):
+                _update_versions(con, fixes)
+                stored = _replace_rows(stored, fixes)
+                corrected = len(fixes)
+    candidates = incoming
+    if at_stored_moment.any():
+        candidates = incoming.loc[~at_stored_moment].reset_index(drop=True)
 
     # A new version that repeats the stored state in effect before it is not
     # a change (a later export of a deal that did not move).
@@ -370,9 +446,8 @@ def _merge_versions(
             allow_exact_matches=False,
         ).sort_values("row")
         had_before = before["outcome"].notna().to_numpy()
-        same = had_before & (
-            value_keys(before, STATE_FIELDS).to_numpy()
-            == value_keys(candidates, STATE_FIELDS).to_numpy()
+        same = had_before & same_values(
+            before.reset_index(drop=True), candidates, STATE_FIELDS
         )
         candidates = candidates.loc[~same].reset_index(drop=True)
 
@@ -389,24 +464,17 @@ def _merge_versions(
 
     # A deal whose latest version is not its state in the file: one more
     # version at the snapshot moment.
-    timeline = pd.concat([stored, candidates], ignore_index=True)
-    latest = (
-        timeline.sort_values(["deal_id", "valid_from"])
-        .groupby("deal_id", sort=False)
-        .tail(1)
-        .set_index("deal_id")
+    timeline = (
+        pd.concat([stored, candidates], ignore_index=True)
+        if len(stored)
+        else candidates
     )
+    latest = timeline.iloc[latest_per_deal(timeline)].set_index("deal_id")
     current = batch.deals.set_index("deal_id")
     latest = latest.reindex(current.index)
     missing = latest["valid_from"].isna().to_numpy()
-    past = current.index.isin(list(older or ()))
-    differs = ~past & (
-        missing
-        | (
-            value_keys(latest, STATE_FIELDS).to_numpy()
-            != value_keys(current, STATE_FIELDS).to_numpy()
-        )
-    )
+    past = member(current.index, older or ())
+    differs = ~past & (missing | ~same_values(latest, current, STATE_FIELDS))
     past_rows = _past_snapshot(
         con, current.loc[past], timeline, snapshot_at, batch.source
     )
@@ -455,9 +523,8 @@ def _past_snapshot(
         probe, known, on="valid_from", by="deal_id", allow_exact_matches=True
     ).sort_values("row")
     state = current[STATE_FIELDS].reset_index()
-    same = effect["outcome"].notna().to_numpy() & (
-        value_keys(effect, STATE_FIELDS).to_numpy()
-        == value_keys(state, STATE_FIELDS).to_numpy()
+    same = effect["outcome"].notna().to_numpy() & same_values(
+        effect.reset_index(drop=True), state, STATE_FIELDS
     )
     at_moment = (effect["at"].to_numpy().astype("M8[us]") == moment) & ~same
     rows = conform_versions(
@@ -482,7 +549,8 @@ def _insert_versions(con, versions: pd.DataFrame) -> None:
         return
     columns = ", ".join(VERSION_COLUMNS)
     selected = ", ".join(_cast(c) for c in VERSION_COLUMNS)
-    with _registered(con, versions[VERSION_COLUMNS]) as view:
+    rows = pa.Table.from_pandas(versions[VERSION_COLUMNS], preserve_index=False)
+    with _registered(con, rows) as view:
         con.execute(
             f"INSERT INTO deal_history ({columns}) SELECT {selected} FROM {view}"
         )
@@ -536,7 +604,7 @@ def _write_stakeholders(con, batch: DealBatch, *, snapshot_at: dt.datetime) -> d
     """Append stakeholder versions from ``batch.stakeholders`` (see the
     module docstring); returns the counts for the summary."""
     incoming = batch.stakeholders.copy()
-    incoming = incoming.loc[incoming["deal_id"].isin(batch.deals["deal_id"])]
+    incoming = incoming.loc[member(incoming["deal_id"], batch.deals["deal_id"])]
     incoming["removed"] = False
     with _registered(con, batch.deals[["deal_id"]]) as ids_view:
         stored = con.execute(
@@ -549,10 +617,10 @@ def _write_stakeholders(con, batch: DealBatch, *, snapshot_at: dt.datetime) -> d
         ).df()
     by_app = stored["recorded_by"].fillna("") != IMPORT_AUTHOR
     app_deals = set(stored.loc[by_app, "deal_id"])
-    kept = incoming["deal_id"].isin(app_deals)
+    kept = member(incoming["deal_id"], app_deals)
     incoming = incoming.loc[~kept].reset_index(drop=True)
     latest = (
-        stored.loc[~by_app & ~stored["deal_id"].isin(app_deals)]
+        stored.loc[~by_app & ~member(stored["deal_id"], app_deals)]
         .groupby("stakeholder_id", sort=False)
         .tail(1)
         .set_index("stakeholder_id")

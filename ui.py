@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -60,7 +61,15 @@ def ensure_database() -> None:
         f"No database at {path} yet: building the synthetic demo company "
         "(a few seconds, once)..."
     ):
-        write(build_demo, seed=DEMO_SEED)
+        scale = float(os.environ.get("DEALCASE_DEMO_SCALE", "1"))
+        write(build_demo, seed=DEMO_SEED, scale=scale)
+    from dealcase.model import train_model
+
+    with st.spinner(
+        "Training the close-likelihood model on the demo company's history "
+        "(under a minute, once; later starts load the stored model)..."
+    ):
+        write(train_model)
     st.toast("Demo company built: synthetic data, not a real business.")
 
 

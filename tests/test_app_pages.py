@@ -115,6 +115,7 @@ def library(db, function, *args, **kwargs):
 
 def test_first_start_builds_the_demo_company(monkeypatch, tmp_path):
     db = tmp_path / "new.duckdb"
+    monkeypatch.setenv("DEALCASE_DEMO_SCALE", "0.05")
     at = open_page(monkeypatch, db, "data")
     no_errors(at)
 
@@ -124,6 +125,10 @@ def test_first_start_builds_the_demo_company(monkeypatch, tmp_path):
     assert metric(at, "Deals") == f"{counts['deals']:,}"
     assert library(db, store.get_meta, "dataset") == "demo"
     assert "synthetic demo company" in " ".join(w.value for w in at.sidebar.warning)
+    # the model is trained and stored once, so later starts need not fit one
+    assert counts["deals"] == 550
+    with store.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM model_runs").fetchall()[0][0] == 1
 
 
 def test_sidebar_labels_demo_and_keeps_filters_in_url(monkeypatch, trained_db):

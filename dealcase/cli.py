@@ -35,13 +35,36 @@ def _quarter_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line that says what to fix."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _at_least(minimum: int):
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as error:
+            message = f"'{text}' is not a whole number"
+            raise argparse.ArgumentTypeError(message) from error
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+
+    return check
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m dealcase",
         description="Forecast ranges and slip analysis from deals and their cases.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
 
     def add(name: str, help_text: str, reports: bool = True):
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -76,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--as-of", type=_date)
 
     evaluate = add("evaluate", "model quality against baselines")
-    evaluate.add_argument("--cv", type=int, help="K-fold cross-validation")
+    evaluate.add_argument(
+        "--cv", type=_at_least(2), help="K-fold cross-validation (K >= 2)"
+    )
     evaluate.add_argument(
         "--holdout-from", type=_date, help="train before this date, test after"
     )
@@ -92,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--as-of", type=_date)
     forecast.add_argument("--by", choices=("team", "owner", "segment"))
     forecast.add_argument("--seed", type=int, default=0)
-    forecast.add_argument("--draws", type=int, default=10_000)
+    forecast.add_argument("--draws", type=_at_least(100), default=10_000)
 
     backtest = add("backtest", "forecast past quarters as they stood, and score it")
     backtest.add_argument("--quarters", type=_quarter_list)
@@ -160,20 +185,44 @@ def _run(args: argparse.Namespace):
     if args.command == "case":
         module = importlib.import_module("dealcase.case")
         function = getattr(module, f"{args.action}_case")
+        _require_database(args.db)
+        if args.action == "import":
+            _require_files([args.file])
         with store.connect(args.db) as con:
             return function(con, args.file)
 
     module_name, function_name, names = COMMANDS[args.command]
     function = getattr(importlib.import_module(module_name), function_name)
     kwargs = {name: getattr(args, name) for name in names}
-    read_only = args.command in {"evaluate", "backtest", "deals", "changes", "slips"}
-    if read_only and not store.database_path(args.db).exists():
-        raise store.StoreError(
-            f"{store.database_path(args.db)} does not exist; "
-            "build it with 'python -m dealcase demo' or import your deals"
-        )
+    if args.command not in CREATES_DATABASE:
+        _require_database(args.db)
+    if args.command == "import":
+        _require_files([*args.files, args.mapping, args.history, args.rates])
     with store.connect(args.db) as con:
         return function(con, **kwargs)
+
+
+# Commands that may start a new database file; every other one needs data.
+CREATES_DATABASE = {"demo", "import"}
+
+
+def _require_database(path) -> None:
+    db = store.database_path(path)
+    if not db.exists():
+        raise store.StoreError(
+            f"no database at {db}; build one with 'python -m dealcase demo' "
+            "or import your deals, or give the right --db"
+        )
+
+
+def _require_files(paths) -> None:
+    for path in paths:
+        if path is None:
+            continue
+        if not path.exists():
+            raise DealCaseError(f"{path}: no such file")
+        if path.is_dir():
+            raise DealCaseError(f"{path} is a folder; name the files inside it")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         report = _run(args)
     except DealCaseError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except NotImplementedError as error:
+        print(f"error: not supported: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)

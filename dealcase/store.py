@@ -94,8 +94,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 probability DOUBLE,
                 outcome VARCHAR NOT NULL DEFAULT 'open',
                 next_step VARCHAR,
-                source VARCHAR,
-                PRIMARY KEY (deal_id, valid_from)
+                source VARCHAR
+                -- (deal_id, valid_from) is unique; the importers' writer
+                -- checks it. No key index: maintaining one made inserting
+                -- millions of versions five times slower.
             )
             """,
             """
@@ -304,6 +306,7 @@ def connect(
         )
     db.parent.mkdir(parents=True, exist_ok=True)
     con = _open_with_retry(db, read_only, wait_seconds)
+    _refuse_non_database(con, db)
     try:
         if read_only:
             _check_version(con, db)
@@ -312,6 +315,20 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+def _refuse_non_database(con: duckdb.DuckDBPyConnection, db: Path) -> None:
+    # DuckDB opens an existing file of another kind (a CSV, say) as an
+    # in-memory database: writes would vanish, so refuse it outright.
+    rows = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    if not rows or rows[0][0] is None:
+        con.close()
+        raise StoreError(
+            f"{db} is not a DuckDB database file; give --db a .duckdb file "
+            "(a new name creates one)"
+        )
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, db: Path) -> None:

@@ -104,3 +104,12 @@ def test_quarter_bounds():
     assert (q.start, q.end) == (dt.date(2017, 7, 1), dt.date(2017, 9, 30))
     assert Quarter(2017, 4).next().name == "2018Q1"
     assert parse_quarter("2018q1", 2).start == dt.date(2018, 2, 1)
+
+
+def test_a_file_of_another_kind_is_refused_not_opened_in_memory(tmp_path):
+    csv = tmp_path / "deals.csv"
+    csv.write_text("id,amount\n1,100\n")
+    with pytest.raises(store.StoreError, match="not a DuckDB database"):
+        with store.connect(csv):
+            pass
+    assert csv.read_text() == "id,amount\n1,100\n"

@@ -30,6 +30,7 @@ import pandas as pd
 from dealcase.case_capture import ATTITUDES, INFLUENCES, ROLES
 from dealcase.case_questions import current_questions
 from dealcase.errors import InputError
+from dealcase.periods import end_of_day, resolve_as_of
 from dealcase.report import Report
 from dealcase.store import STATUSES, transaction
 
@@ -478,7 +479,12 @@ def import_case(con: duckdb.DuckDBPyConnection, path: str | os.PathLike) -> Repo
         recorded_at, a question given twice for one deal.
     """
     path = Path(path)
-    now = dt.datetime.now().replace(microsecond=0)
+    # The latest moment a row may carry: now, or the end of the data's own
+    # present day when that is later (the demo records answers through it).
+    now = max(
+        dt.datetime.now().replace(microsecond=0),
+        end_of_day(resolve_as_of(con, None)) - dt.timedelta(seconds=1),
+    )
     deals = {r[0] for r in con.execute("SELECT deal_id FROM deals").fetchall()}
     answers = _answer_rows(con, path, deals, now)
     people_path = stakeholder_file(path)

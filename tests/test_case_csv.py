@@ -243,3 +243,31 @@ def test_command_line(source, tmp_path, capsys):
     bad.write_text(f"{HEADER}\nD1,pain,pain,sure,,,,\n", encoding="utf-8")
     assert cli.main(["case", "import", str(bad), "--db", str(source)]) == 1
     assert "line 2, column status" in capsys.readouterr().err
+
+
+def test_demo_case_round_trips_through_csv(tmp_path):
+    """A demo built today records answers through the end of today; they are
+    not 'in the future' when its export is read back."""
+    import datetime as dt
+
+    from dealcase import store
+    from dealcase.case import export_case, import_case
+    from dealcase.demo import build_demo
+
+    path = tmp_path / "case.csv"
+    with store.connect(tmp_path / "today.duckdb") as con:
+        build_demo(con, seed=3, scale=0.03, today=dt.date.today())
+        # the demo's clock runs through the whole of its present day
+        con.execute(
+            "UPDATE case_answers SET recorded_at = ? WHERE answer_id = "
+            "(SELECT max(answer_id) FROM case_answers)",
+            [dt.datetime.combine(dt.date.today(), dt.time(23, 59))],
+        )
+        exported = export_case(con, path)
+        before = con.execute("SELECT count(*) FROM case_answers").fetchall()[0][0]
+        imported = import_case(con, path)
+        after = con.execute("SELECT count(*) FROM case_answers").fetchall()[0][0]
+
+    assert exported.doc["answers"] > 0
+    assert imported.doc["answers_added"] == 0
+    assert after == before

@@ -100,9 +100,11 @@ st.caption(
     f"P10 {ui.money(headline['p10'], currency)} · P50 "
     f"{ui.money(headline['p50'], currency)} · P90 "
     f"{ui.money(headline['p90'], currency)}: eight in ten simulated quarters end "
-    f"between P10 and P90. {open_part['count']:,} open deals worth "
+    f"between P10 and P90. All {open_part['count']:,} open deals worth "
     f"{ui.money(open_part['amount'], currency)} carry an expected "
-    f"{ui.money(open_part['expected'], currency)} this quarter."
+    f"{ui.money(open_part['expected'], currency)} this quarter: those expected "
+    "to close in it (the Pipeline page lists them), and with a small chance "
+    "each, those dated later that may be pulled in."
 )
 
 

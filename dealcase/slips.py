@@ -842,7 +842,9 @@ def slips_report(
     if slipped.empty:
         notes = [f"No deal expected to close in {period.name} slipped{running}."]
     else:
-        counts = ", ".join(f"{count} {kind}" for kind, count in outcomes.items())
+        counts = ", ".join(
+            f"{count} {kind.replace('_', ' ')}" for kind, count in outcomes.items()
+        )
         notes = [f"{len(slipped)} deals slipped from {period.name}{running}: {counts}."]
     if info["rows"] == 0:
         notes.append(
@@ -857,8 +859,8 @@ def slips_report(
             f"before the end ({info['deals']} deals, {info['rows']} "
             "deal-checkpoints), each deal as it stood then. A slip here is a "
             "deal still open when its quarter ended (losses are the "
-            "close-likelihood model's subject); ci_low..ci_high is a "
-            f"{info['interval']}; value at stake is the open {current.name} "
+            "close-likelihood model's subject); the low and high bounds are "
+            f"a {info['interval']}; value at stake is the open {current.name} "
             "pipeline carrying the factor."
         )
     table = drivers[

@@ -55,7 +55,10 @@ def bench_training(folder: Path, rows: int) -> M.CloseModel:
                 for k, v in model.choice["candidates"].items()
             )
         )
-        print(f"training total: {build.wall + fit.wall:.2f} s wall")
+        print(
+            f"training total: {build.wall + fit.wall:.2f} s wall, "
+            f"{build.cpu + fit.cpu:.2f} s cpu"
+        )
         other = "logistic" if model.kind != "logistic" else "hist_gradient_boosting"
         second = M.fit_rows(frame, order=frame["closed_at"], kinds=(other,))
     return model, second
@@ -71,14 +74,17 @@ def bench_scoring(folder: Path, deals: int, models) -> None:
         with Clock("features of the open deals") as build:
             rows = feat.snapshot_features(con, probes)
     for model in models:
-        with Clock(f"{model.kind}: scores only (vectorised)"):
-            model.predict(rows)
-        with Clock(f"{model.kind}: scores and reasons") as scored:
-            M.score_rows(model, rows)
+        with Clock(f"{model.kind}: scores only (vectorised)") as scored:
+            M.score_rows(model, rows, reasons=False)
         print(
             f"scoring total with features ({model.kind}): "
-            f"{build.wall + scored.wall:.2f} s wall"
+            f"{build.wall + scored.wall:.2f} s wall, "
+            f"{build.cpu + scored.cpu:.2f} s cpu"
         )
+        with Clock(f"{model.kind}: scores and reasons, 300 deals"):
+            M.score_rows(model, rows.iloc[:300])
+        with Clock(f"{model.kind}: scores and reasons, all deals"):
+            M.score_rows(model, rows)
 
 
 def main() -> None:

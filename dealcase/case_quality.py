@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from dealcase.case_questions import DIMENSIONS, QuestionSet, current_questions
@@ -161,20 +163,52 @@ def question_states(
     ).df()
 
 
-def _dimension_totals(con, snapshots: pd.DataFrame, questions: QuestionSet):
-    """Earned and possible weight per snapshot and dimension."""
-    return con.execute(
-        _STATES_SQL
-        + """
-        SELECT deal_id, as_of, dimension,
-               sum(weight * credit) AS earned, sum(weight) AS possible,
-               count(*) FILTER (WHERE stale) AS stale_count,
-               count(*) FILTER (WHERE answered) AS answered_count
-        FROM states
-        GROUP BY deal_id, as_of, dimension
-        """,
-        _states_params(snapshots, questions),
-    ).df()
+# Per snapshot: the latest answer to each question recorded before the end of
+# its day, then earned weight per dimension, in one pass. The snapshot table
+# (``row_id, deal_id, as_of``) and the question table (``question_id,
+# dimension, weight``) are registered frames; the dimension filters are
+# parameters. Parameters: STALE_DAYS, the credits, STALE_FACTOR, then one
+# dimension name per ``{dimension_sums}`` entry.
+_SCORES_SQL = """
+    WITH snap AS (
+        SELECT row_id, deal_id, CAST(as_of AS DATE) AS as_of,
+               CAST(CAST(as_of AS DATE) AS TIMESTAMP) + INTERVAL 1 DAY AS cutoff
+        FROM {snapshots}
+    ), latest AS (
+        SELECT s.row_id, any_value(s.as_of) AS as_of, a.question_id,
+               arg_max(a.status, (a.recorded_at, a.answer_id)) AS status,
+               max(a.recorded_at) AS recorded_at
+        FROM snap s JOIN case_answers a
+          ON a.deal_id = s.deal_id AND a.recorded_at < s.cutoff
+        GROUP BY s.row_id, a.question_id
+    ), flagged AS (
+        SELECT l.row_id, l.status, q.dimension, q.weight,
+               date_diff('day', CAST(l.recorded_at AS DATE), l.as_of) >= ?
+                   AS stale
+        FROM latest l JOIN {questions} q USING (question_id)
+    ), credited AS (
+        SELECT row_id, dimension, stale,
+               weight * CASE status WHEN 'confirmed' THEN ? WHEN 'assumed' THEN ?
+                                    ELSE 0.0 END
+                      * CASE WHEN stale THEN ? ELSE 1.0 END AS earned
+        FROM flagged
+    )
+    SELECT row_id, sum(earned) AS earned,
+           count(*) FILTER (WHERE stale) AS stale_count,
+           count(*) AS answered_count,
+           {dimension_sums}
+    FROM credited GROUP BY row_id
+"""
+
+
+def _snapshot_days(values: pd.Series) -> np.ndarray:
+    """The as-of dates of snapshots as ``datetime64[D]`` (dates, timestamps
+    or ISO text)."""
+    try:
+        days = pd.to_datetime(values.reset_index(drop=True))
+    except (ValueError, TypeError):
+        days = pd.to_datetime(pd.Series([parse_date(d) for d in values]))
+    return days.dt.normalize().to_numpy(dtype="datetime64[D]")
 
 
 def case_scores_many(
@@ -193,41 +227,76 @@ def case_scores_many(
     Returns
     -------
     DataFrame
-        The rows of ``snapshots`` in their order with ``case_score``
-        (0..100), one column per dimension of the question set (0..1),
-        ``stale_count`` and ``answered_count``. See :data:`SCORE_DEFINITION`.
+        The rows of ``snapshots`` in their order with ``as_of`` (dates),
+        ``case_score`` (0..100), one column per dimension of the question set
+        (0..1), ``stale_count`` and ``answered_count``. See
+        :data:`SCORE_DEFINITION`.
     """
     questions = questions or current_questions(con)
     dims = questions.dimensions
+    count = len(snapshots)
+    days = _snapshot_days(snapshots["as_of"]) if count else np.array([], "M8[D]")
     keys = pd.DataFrame(
         {
+            "row_id": np.arange(count, dtype=np.int64),
             "deal_id": snapshots["deal_id"].astype("str").to_numpy(),
-            "as_of": [parse_date(d) for d in snapshots["as_of"]],
+            "as_of": days.astype("datetime64[s]"),
         }
     )
-    columns = ["deal_id", "as_of", "case_score", *dims, "stale_count"]
-    if keys.empty:
-        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
-        empty["deal_id"] = empty["deal_id"].astype("str")
-        empty["answered_count"] = pd.Series(dtype="int64")
-        return empty
+    frame = questions.frame()[["question_id", "dimension", "weight"]]
+    possible = frame.groupby("dimension")["weight"].sum()
+    total_weight = float(frame["weight"].sum())
 
-    by_dim = _dimension_totals(con, keys.drop_duplicates(), questions)
-    group = ["deal_id", "as_of"]
-    totals = by_dim.groupby(group, sort=False)[
-        ["earned", "possible", "stale_count", "answered_count"]
-    ].sum()
-    totals["case_score"] = 100.0 * totals["earned"] / totals["possible"]
-    by_dim["ratio"] = by_dim["earned"] / by_dim["possible"]
-    ratio = by_dim.pivot(index=group, columns="dimension", values="ratio")
-    ratio = ratio.reindex(columns=dims)
-    scores = totals.join(ratio).reset_index()
-    scores["as_of"] = pd.to_datetime(scores["as_of"]).dt.date
+    earned = np.zeros(count)
+    by_dim = np.zeros((count, len(dims)))
+    stale = np.zeros(count, dtype=np.int64)
+    answered = np.zeros(count, dtype=np.int64)
+    if count:
+        sums = ",\n".join(
+            f"coalesce(sum(earned) FILTER (WHERE dimension = ?), 0.0) AS d{k}"
+            for k in range(len(dims))
+        )
+        snap_name = f"case_snap_{uuid.uuid4().hex}"
+        question_name = f"case_q_{uuid.uuid4().hex}"
+        # DuckDB refuses to register while a caller's result is pending
+        con.execute("SELECT 1").fetchall()
+        con.register(snap_name, keys)
+        con.register(question_name, frame)
+        try:
+            found = con.execute(
+                _SCORES_SQL.format(
+                    snapshots=snap_name, questions=question_name, dimension_sums=sums
+                ),
+                [
+                    STALE_DAYS,
+                    STATUS_CREDIT["confirmed"],
+                    STATUS_CREDIT["assumed"],
+                    STALE_FACTOR,
+                    *dims,
+                ],
+            ).fetchnumpy()
+        finally:
+            con.unregister(snap_name)
+            con.unregister(question_name)
+        rows = np.asarray(found["row_id"], dtype=np.int64)
+        earned[rows] = np.asarray(found["earned"], dtype=float)
+        stale[rows] = np.asarray(found["stale_count"], dtype=np.int64)
+        answered[rows] = np.asarray(found["answered_count"], dtype=np.int64)
+        for k in range(len(dims)):
+            by_dim[rows, k] = np.asarray(found[f"d{k}"], dtype=float)
 
-    result = keys.merge(scores, on=group, how="left")
-    result["stale_count"] = result["stale_count"].astype("int64")
-    result["answered_count"] = result["answered_count"].astype("int64")
-    return result[[*columns, "answered_count"]]
+    result = pd.DataFrame(
+        {
+            "deal_id": keys["deal_id"],
+            "as_of": pd.Series(days.astype("datetime64[s]")).dt.date,
+            "case_score": 100.0 * earned / total_weight,
+        }
+    )
+    for k, dimension in enumerate(dims):
+        result[dimension] = by_dim[:, k] / float(possible[dimension])
+    result["stale_count"] = stale
+    result["answered_count"] = answered
+    return result
 
 
 def case_scores(

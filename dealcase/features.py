@@ -74,13 +74,15 @@ MECHANICS_NUMERIC = [
     "team_win_rate",
 ]
 MECHANICS_CATEGORICAL = ["stage", "forecast_category", "team", "segment"]
-CASE_NUMERIC = [
-    "case_coverage",
-    "case_confirmed_share",
-    "days_since_answer",
-    "has_case",
-    "case_score",
-]
+# The business case as model features: per dimension its status (below),
+# whether anything was answered yet and how fresh the answers are. Shares
+# of the whole case (coverage, the case score) are left out: they restate
+# the dimensions' statuses, and a model given both splits a gap's effect
+# between the dimension and the total, sometimes with opposite signs.
+CASE_NUMERIC = ["days_since_answer", "has_case"]
+# Shown in reasons, never a model feature: weighted share of the questions
+# answered (not unknown).
+CASE_DESCRIPTIVE = ["case_coverage"]
 STAKEHOLDER_NUMERIC = [f"has_{role}" for role in ROLES] + [
     "stakeholder_count",
     "stakeholders_in_trouble",
@@ -221,9 +223,9 @@ def snapshot_features(
     Returns one row per probe, in the order given, with ``deal_id, as_of``,
     the mechanics (:data:`MECHANICS_NUMERIC`, :data:`MECHANICS_CATEGORICAL`),
     the business case (:data:`CASE_NUMERIC`, :data:`CASE_CATEGORICAL`,
-    stakeholders) unless ``case_features`` is false, and one ``attr:<key>``
-    column of strings per source attribute. Days are calendar days; an
-    unanswered dimension has status ``unknown``.
+    :data:`CASE_DESCRIPTIVE`, stakeholders) unless ``case_features`` is
+    false, and one ``attr:<key>`` column of strings per source attribute.
+    Days are calendar days; an unanswered dimension has status ``unknown``.
     """
     probes = probes[["deal_id", "as_of"]].reset_index(drop=True).copy()
     probes["probe_id"] = np.arange(len(probes))
@@ -391,15 +393,21 @@ def _derive_mechanics(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _case(con: duckdb.DuckDBPyConnection, probes: str) -> pd.DataFrame:
+    """Per probe with any answer: answered weight, latest answer and the
+    status of each dimension (worst of its questions; a question without
+    answer is unknown)."""
     questions = question_dimensions(con)
-    # one column per fixed dimension; the dimension names are parameters
-    status_columns = ",\n".join(
-        f"any_value(d.status) FILTER (WHERE d.dimension = ?) AS status_{dimension}"
-        for dimension in DIMENSIONS
+    # three counts per fixed dimension; the dimension names are parameters
+    counts = ",\n".join(
+        f"count(*) FILTER (WHERE dimension = ? AND status = 'risk') AS r{k}, "
+        f"count(*) FILTER (WHERE dimension = ? "
+        f"AND status IN ('confirmed', 'assumed')) AS a{k}, "
+        f"count(*) FILTER (WHERE dimension = ? AND status = 'confirmed') AS c{k}"
+        for k in range(len(DIMENSIONS))
     )
     name = _register(con, questions)
     try:
-        return con.execute(
+        found = con.execute(
             f"""
             WITH p AS (
                 SELECT probe_id, deal_id,
@@ -415,43 +423,34 @@ def _case(con: duckdb.DuckDBPyConnection, probes: str) -> pd.DataFrame:
             ), known AS (
                 SELECT l.*, q.dimension, q.weight
                 FROM latest l JOIN {name} q USING (question_id)
-            ), per_dim AS (
-                SELECT k.probe_id, k.dimension,
-                       count(*) FILTER (WHERE status = 'risk') AS risks,
-                       count(*) FILTER (WHERE status = 'confirmed') AS confirmed,
-                       count(*) FILTER (WHERE status IN ('confirmed', 'assumed'))
-                           AS answered,
-                       any_value(n.questions) AS questions
-                FROM known k JOIN (
-                    SELECT dimension, count(*) AS questions FROM {name}
-                    GROUP BY dimension
-                ) n USING (dimension)
-                GROUP BY k.probe_id, k.dimension
-            ), totals AS (
-                SELECT probe_id,
-                       sum(weight) FILTER (WHERE status <> 'unknown') AS known_weight,
-                       sum(weight) FILTER (WHERE status = 'confirmed')
-                           AS confirmed_weight,
-                       max(recorded_at) AS latest_answer
-                FROM known GROUP BY probe_id
             )
-            , rated AS (
-                SELECT probe_id, dimension, CASE
-                    WHEN risks > 0 THEN 'risk'
-                    WHEN answered < questions THEN 'unknown'
-                    WHEN confirmed < questions THEN 'assumed'
-                    ELSE 'confirmed' END AS status
-                FROM per_dim
-            )
-            SELECT t.probe_id, t.known_weight, t.confirmed_weight, t.latest_answer,
-                   {status_columns}
-            FROM totals t JOIN rated d USING (probe_id)
-            GROUP BY ALL
+            SELECT probe_id,
+                   sum(weight) FILTER (WHERE status <> 'unknown') AS known_weight,
+                   max(recorded_at) AS latest_answer,
+                   {counts}
+            FROM known GROUP BY probe_id
             """,
-            list(DIMENSIONS),
+            [d for d in DIMENSIONS for _ in range(3)],
         ).df()
     finally:
         con.unregister(name)
+    per_dimension = questions.groupby("dimension")["question_id"].count()
+    out = found[["probe_id", "known_weight", "latest_answer"]].copy()
+    for k, dimension in enumerate(DIMENSIONS):
+        n = int(per_dimension.get(dimension, 0))
+        risks, answered = found[f"r{k}"].to_numpy(), found[f"a{k}"].to_numpy()
+        confirmed = found[f"c{k}"].to_numpy()
+        status = np.where(
+            risks > 0,
+            "risk",
+            np.where(
+                (answered < n) | (n == 0),
+                "unknown",
+                np.where(confirmed < n, "assumed", "confirmed"),
+            ),
+        )
+        out[f"status_{dimension}"] = pd.Series(status, index=out.index, dtype="str")
+    return out
 
 
 def _stakeholders(con: duckdb.DuckDBPyConnection, probes: str) -> pd.DataFrame:
@@ -493,9 +492,6 @@ def _derive_case(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.Data
     frame = frame.copy()
     frame["case_coverage"] = frame.pop("known_weight").astype(float).fillna(0.0)
     frame["case_coverage"] /= total_weight
-    frame["case_confirmed_share"] = (
-        frame.pop("confirmed_weight").astype(float).fillna(0.0) / total_weight
-    )
     latest = pd.to_datetime(frame.pop("latest_answer")).dt.normalize()
     days = (pd.to_datetime(frame["as_of"]) - latest).dt.days.astype(float)
     frame["has_case"] = days.notna().astype(float)
@@ -503,8 +499,8 @@ def _derive_case(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.Data
     frame["days_since_answer"] = days.fillna(frame["age_days"])
 
     for dimension in DIMENSIONS:
-        status = frame[f"status_{dimension}"].astype(object)
-        frame[f"status_{dimension}"] = status.where(status.notna(), "unknown")
+        status = frame[f"status_{dimension}"].astype("str")
+        frame[f"status_{dimension}"] = status.fillna("unknown")
 
     for role in ROLES:
         column = frame[f"has_{role}"]
@@ -514,23 +510,7 @@ def _derive_case(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.Data
         frame["stakeholders_in_trouble"].astype(float).fillna(0.0)
     )
     frame["economic_attitude"] = frame["economic_attitude"].fillna("none").astype(str)
-    frame["case_score"] = _case_scores(con, frame)
     return frame
-
-
-def _case_scores(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.Series:
-    """The case score (:mod:`dealcase.case`, as a 0..1 share) per probe;
-    the weighted confirmed share when that module is not installed."""
-    try:
-        from dealcase.case import case_scores_many
-    except ImportError:
-        return frame["case_confirmed_share"].copy()
-    table = case_scores_many(con, frame[["deal_id", "as_of"]])
-    # the score is 0..100; the model reads it as a share
-    return pd.Series(
-        table["case_score"].astype(float).fillna(0.0).to_numpy() / 100.0,
-        index=frame.index,
-    )
 
 
 def _attributes(column: pd.Series) -> pd.DataFrame:

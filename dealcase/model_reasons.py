@@ -46,10 +46,7 @@ _FIXED_GROUPS = {
     "team_win_rate": "team_record",
     "team": "team",
     "segment": "segment",
-    "case_coverage": "case_coverage",
-    "case_confirmed_share": "case_coverage",
     "has_case": "case_coverage",
-    "case_score": "case_coverage",
     "days_since_answer": "case_freshness",
     "stakeholder_count": "buying_influences",
     "stakeholders_in_trouble": "buying_influences",
@@ -85,21 +82,21 @@ def describe(group: str, frame: pd.DataFrame) -> pd.Series:
         return pd.Series(default, index=index)
 
     if group == "stage":
-        return "Stage " + col("stage", "unknown").astype(str)
+        return "In stage " + col("stage", "unknown").astype(str)
     if group == "age":
-        return "Open " + col("age_days").round().astype(int).astype(str) + " days"
+        return "Open for " + _days(col("age_days"))
     if group == "days_in_stage":
-        days = col("days_in_stage").round().astype(int).astype(str)
-        return days + " days in the current stage"
+        stage = col("stage", "unknown").astype(str)
+        return _days(col("days_in_stage")) + " in " + stage
     if group == "close_date":
         days = col("days_to_close").round().astype(int)
-        ahead = "Expected to close in " + days.astype(str) + " days"
-        behind = "Close date passed " + (-days).astype(str) + " days ago"
+        ahead = "Expected to close in " + _days(days)
+        behind = "Close date " + _days(-days) + " overdue"
         return pd.Series(np.where(days >= 0, ahead, behind), index=index)
     if group == "pushes":
         pushes, pulls = col("pushes", 0.0), col("pulls", 0.0)
         days = col("push_days", 0.0).round().astype(int).astype(str)
-        pushed = "Close date pushed " + _times(pushes) + " (" + days + " days)"
+        pushed = "Pushed " + _times(pushes) + " (" + days + " days in all)"
         pulled = "Close date pulled in " + _times(pulls)
         text = np.where(pushes > 0, pushed, "Close date never pushed")
         text = np.where((pushes == 0) & (pulls > 0), pulled, text)
@@ -122,17 +119,18 @@ def describe(group: str, frame: pd.DataFrame) -> pd.Series:
         return text + suffix
     if group == "forecast_category":
         category = col("forecast_category", "none").astype(str)
-        named = "Forecast category " + category.str.replace("_", " ")
+        named = "Forecast as " + category.str.replace("_", " ")
         return pd.Series(
-            np.where(category == "none", "No forecast category", named), index=index
+            np.where(category == "none", "No forecast category set", named),
+            index=index,
         )
     if group in ("owner_record", "team_record"):
         who = "Owner" if group == "owner_record" else "Team"
         rate = col(f"{who.lower()}_win_rate")
         return (
-            f"{who}'s win rate so far "
+            f"{who} wins "
             + (rate * 100).round().astype(int).astype(str)
-            + "%"
+            + "% of closed deals"
         )
     if group in ("team", "segment"):
         return group.capitalize() + " " + col(group, "none").astype(str)
@@ -140,10 +138,20 @@ def describe(group: str, frame: pd.DataFrame) -> pd.Series:
         return _describe_dimension(group[5:], col(f"status_{group[5:]}", "unknown"))
     if group == "case_coverage":
         share = (col("case_coverage", 0.0) * 100).round().astype(int).astype(str)
-        return "Business case " + share + "% answered"
+        started = "Business case " + share + "% answered"
+        return pd.Series(
+            np.where(
+                col("has_case", 0.0) > 0, started, "Business case never filled in"
+            ),
+            index=index,
+        )
     if group == "case_freshness":
-        days = col("days_since_answer", 0.0).round().astype(int).astype(str)
-        fresh = "Business case last updated " + days + " days ago"
+        days = col("days_since_answer", 0.0)
+        fresh = np.where(
+            days >= 14,
+            "Business case not updated for " + _days(days),
+            "Business case updated " + _days(days) + " ago",
+        )
         return pd.Series(
             np.where(col("has_case", 0.0) > 0, fresh, "Business case never filled in"),
             index=index,
@@ -156,6 +164,24 @@ def describe(group: str, frame: pd.DataFrame) -> pd.Series:
     return pd.Series(group, index=index)
 
 
+# Sentences for a dimension's status where the generic ones read badly.
+_STATUS_TEXTS = {
+    ("economic_buyer", "unknown"): "Economic buyer not met",
+    ("economic_buyer", "assumed"): "Economic buyer named but not met",
+    ("economic_buyer", "confirmed"): "Economic buyer met and on board",
+    ("champion", "unknown"): "No champion identified",
+    ("champion", "assumed"): "Champion not yet tested",
+    ("stakeholders", "unknown"): "Buying group not mapped",
+    ("competition", "unknown"): "Competition unknown",
+}
+
+
+def _days(days) -> pd.Series:
+    """``"1 day"``, ``"12 days"``."""
+    days = pd.Series(days).round().astype(int)
+    return days.astype(str) + np.where(days.abs() == 1, " day", " days")
+
+
 def _describe_dimension(dimension: str, status: pd.Series) -> pd.Series:
     label = DIMENSION_LABELS.get(dimension, dimension.replace("_", " "))
     title = label[0].upper() + label[1:]
@@ -165,6 +191,9 @@ def _describe_dimension(dimension: str, status: pd.Series) -> pd.Series:
         "assumed": f"{title} assumed, not confirmed",
         "risk": f"{title} at risk",
     }
+    texts.update(
+        {st: text for (dim, st), text in _STATUS_TEXTS.items() if dim == dimension}
+    )
     return status.astype(str).map(texts).fillna(f"{title}: " + status.astype(str))
 
 

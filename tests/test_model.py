@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DEMO_TODAY
 
 from dealcase import features as feat
 from dealcase import model as M
@@ -201,3 +202,103 @@ def test_maven_holdout_shows_no_leak(maven_db):
     assert doc["auc"] < 0.65
     assert doc["raw_auc"] < 0.65
     assert doc["baselines"]["naive_bayes"]["auc"] < 0.65
+
+
+def _exact_group_shapley(model, x, background, active):
+    """Interventional Shapley values of the groups by the definition: every
+    coalition of the ``active`` groups (the others are never split on, so
+    they are dummies with value 0), averaged over the background rows."""
+    groups, columns = model.groups, model.spec.columns
+    k = len(active)
+    masks = np.arange(2**k)
+    inside = (masks[:, None] >> np.arange(k)) & 1
+    values = np.zeros(len(groups))
+    for i in range(len(background)):
+        mixed = background.iloc[[i] * len(masks)].reset_index(drop=True)
+        for c in columns:
+            g = groups.index(M.group_of(c))
+            if g in active:
+                take = inside[:, active.index(g)].astype(bool)
+                mixed.loc[take, c] = x[c].iloc[0]
+        v = model.raw_logit(mixed)
+        size = inside.sum(axis=1)
+        for j, g in enumerate(active):
+            without = masks[inside[:, j] == 0]
+            weight = np.array(
+                [
+                    math.factorial(s) * math.factorial(k - s - 1) / math.factorial(k)
+                    for s in size[without]
+                ]
+            )
+            values[g] += (weight * (v[without | (1 << j)] - v[without])).sum()
+    return values / len(background)
+
+
+def test_tree_reasons_are_exact_interventional_shapley(training):
+    """The closed form per leaf equals brute-force Shapley values over every
+    coalition of groups, for a few deals and a three-deal background; the
+    replayed trees equal decision_function."""
+    from dealcase.model_shapley import _encoded_columns, tree_group_shapley
+
+    rows, open_rows = training
+    kinds = ("hist_gradient_boosting",)
+    model = M.fit_rows(rows, order=rows["closed_at"], kinds=kinds)
+    small = M.fit_rows(rows, order=rows["closed_at"], kinds=kinds)
+    small.estimator.set_params(max_iter=3)
+    X = small.spec.transform(rows)
+    M._fit(small.estimator, X, rows["won"].to_numpy(), np.ones(len(rows)))
+    background = X.iloc[[3, 400, 2000]].reset_index(drop=True)
+    source = _encoded_columns(small.estimator, len(small.spec.columns))
+    groups = small.groups
+    column_groups = [groups.index(M.group_of(c)) for c in small.spec.columns]
+    scored = small.spec.transform(open_rows.iloc[:4])
+    fast, raw_x, raw_z = tree_group_shapley(
+        small.estimator, scored, background, column_groups, len(groups)
+    )
+    np.testing.assert_allclose(raw_x, small.estimator.decision_function(scored))
+    np.testing.assert_allclose(raw_z, small.estimator.decision_function(background))
+    active = sorted(
+        {
+            column_groups[source[f]]
+            for trees in small.estimator._predictors
+            for f in trees[0].nodes["feature_idx"][trees[0].nodes["is_leaf"] == 0]
+        }
+    )
+    assert 2 <= len(active) <= 9
+    for i in range(len(scored)):
+        exact = _exact_group_shapley(small, scored.iloc[[i]], background, active)
+        np.testing.assert_allclose(fast[i], exact, atol=1e-12)
+
+    # the full model replays exactly too, on every open deal
+    X_open = model.spec.transform(open_rows)
+    _, raw_x, _ = tree_group_shapley(
+        model.estimator,
+        X_open,
+        model.background,
+        [model.groups.index(M.group_of(c)) for c in model.spec.columns],
+        len(model.groups),
+    )
+    np.testing.assert_allclose(raw_x, model.estimator.decision_function(X_open))
+
+
+@pytest.mark.parametrize("kind", ["logistic", "hist_gradient_boosting"])
+def test_demo_gaps_lower_the_score_on_average(demo_db, kind):
+    """On the demo company, deals whose compelling event (economic buyer) is
+    not confirmed get on average a negative compelling-event (economic-buyer)
+    effect, and deals where it is confirmed a positive one."""
+    with store.connect(demo_db, read_only=True) as con:
+        rows = M.training_frame(con, DEMO_TODAY)
+        open_rows = feat.snapshot_features(con, feat.open_probes(con, DEMO_TODAY))
+    model = M.fit_rows(rows, order=rows["closed_at"], kinds=(kind,))
+    scores, effects, base = model.explain(open_rows)
+    np.testing.assert_allclose(effects.sum(axis=1) / 100 + base, scores, atol=1e-12)
+    for dimension in ("compelling_event", "economic_buyer"):
+        effect = effects[:, model.groups.index(f"case:{dimension}")]
+        confirmed = (open_rows[f"status_{dimension}"] == "confirmed").to_numpy()
+        assert 20 < (~confirmed).sum() < len(open_rows)
+        assert effect[~confirmed].mean() < -0.5
+        assert effect[confirmed].mean() > 0.5
+
+    scored = M.score_rows(model, open_rows)
+    texts = {r["text"] for reasons in scored["reasons"] for r in reasons}
+    assert "Economic buyer not met" in texts or "No compelling event recorded" in texts

@@ -149,7 +149,10 @@ def labelled_snapshots(
     if bounds[0] is None:
         return pd.DataFrame(columns=["deal_id", "as_of", "won", "closed_at"])
     first = start or bounds[0]
-    grid = pd.DataFrame({"as_of": snapshot_dates(cutoff, first, step_days)})
+    days = snapshot_dates(cutoff, first, step_days)
+    if not days:  # the cutoff comes before any history
+        return pd.DataFrame(columns=["deal_id", "as_of", "won", "closed_at"])
+    grid = pd.DataFrame({"as_of": days})
     name = _register(con, grid)
     try:
         frame = con.execute(

@@ -302,3 +302,13 @@ def test_demo_gaps_lower_the_score_on_average(demo_db, kind):
     scored = M.score_rows(model, open_rows)
     texts = {r["text"] for reasons in scored["reasons"] for r in reasons}
     assert "Economic buyer not met" in texts or "No compelling event recorded" in texts
+
+
+def test_training_before_any_history_says_so(maven_db):
+    from dealcase import store
+    from dealcase.errors import NotEnoughDataError
+    from dealcase.model import fit_model
+
+    with store.connect(maven_db) as con:
+        with pytest.raises(NotEnoughDataError, match="no deal had closed by 2010"):
+            fit_model(con, dt.date(2010, 1, 1))

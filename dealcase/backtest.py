@@ -1,8 +1,11 @@
 """Forecast past quarters as they stood on past dates, and score the result.
 
 Each past quarter is forecast as of its first day and as of the first days of
-its weeks 4 and 8, with a close-likelihood model refitted
-(:func:`dealcase.model.fit_model`) on what was known on that date only. The
+its weeks 4 and 8, with a close-likelihood model fitted
+(:func:`dealcase.model.fit_model`) on what was known at the end of the
+quarter's first day only and reused for the later dates (a model that knows
+less than the as-of date leaks nothing; one fit per quarter, remembered by
+:func:`dealcase.forecast.fitted_model`). The
 P50 is compared with what was actually won, and the P10-P90 range is checked
 for covering it. Four simple baselines are scored beside it:
 
@@ -24,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from dealcase.errors import DealCaseError, NotEnoughDataError
-from dealcase.forecast import forecast_quarter
+from dealcase.forecast import fitted_model, forecast_quarter
 from dealcase.periods import (
     Quarter,
     fiscal_start_month,
@@ -98,19 +101,19 @@ def backtest_report(
             "no past quarter has closed history before it; import more history"
         )
 
-    from dealcase import model as model_module
-
     rows = []
     for quarter in chosen:
         actual = _won_in(con, quarter.start, quarter.end)
         previous = _won_in(con, quarter.previous().start, quarter.previous().end)
+        # One fit per quarter, on what was known at the end of its first
+        # day, reused for its later as-of dates (fitted on less: leak-free).
+        try:
+            fitted = fitted_model(con, quarter.start)
+        except DealCaseError as error:
+            logger.info("%s as of %s: %s", quarter.name, quarter.start, error)
+            fitted = None
         for offset in WEEK_OFFSETS_DAYS:
             as_of = quarter.start + dt.timedelta(days=offset)
-            try:
-                fitted = model_module.fit_model(con, as_of)
-            except DealCaseError as error:
-                logger.info("%s as of %s: %s", quarter.name, as_of, error)
-                fitted = None
             doc = forecast_quarter(
                 con, quarter, as_of, seed=seed, draws=BACKTEST_DRAWS, model=fitted
             )

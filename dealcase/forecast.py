@@ -6,16 +6,18 @@ ends (a Bernoulli draw with its in-quarter probability: close likelihood
 times timing, see :mod:`dealcase.timing`), plus new business that is not in
 the pipeline yet (:mod:`dealcase.newbusiness`). Two checks against history
 correct the model's level: likelihoods follow the recent win rate, and the
-open deals' probabilities are scaled by how the same method did on the
-most recent window of the same length (:func:`_recent_check`).
+open deals' probabilities are scaled by how the same method did at the
+same point of the last quarters (:func:`_recent_check`).
 
 All parts are drawn together with one seeded ``numpy.random.Generator``; the
 roll-ups by team, owner or segment are sums over the same draws, so parts
 and whole agree.
 
 Estimated probabilities share an uncertainty factor per draw (lognormal,
-mean 1), wider when few deals had closed before the as-of date: a forecast
-made from little history should not look precise. Probabilities given
+mean 1): the quarter-to-quarter drift the replayed quarters showed (shrunk
+towards a prior when few could be replayed), widened when few deals had
+closed before the as-of date: a forecast made from little history should
+not look precise. Probabilities given
 directly (``scores`` with a ``p_in_quarter`` column) are taken as exact.
 
 :func:`quarter_distribution` is the fast path for the app: it takes
@@ -61,6 +63,7 @@ CHUNK_CELLS = 2_000_000
 # Exact enumeration is used for at most this many open deals.
 EXACT_ENUMERATION_DEALS = 14
 SWING_DEALS = 10
+HISTOGRAM_BINS = 60
 # New deals are drawn one by one up to this many in all draws; beyond, the
 # sum of a draw's new deals is drawn from its normal limit given their count.
 NEW_BUSINESS_EXACT_PICKS = 500_000
@@ -76,6 +79,10 @@ MIN_RECENT_CLOSES = 100
 # left; systematic errors of about this fraction are expected a priori.
 MIN_CHECK_DAYS = 28
 CHECK_SYSTEMATIC = 0.15
+# The check replays up to this many past quarters; their spread, shrunk
+# towards CHECK_SYSTEMATIC with this many pseudo-quarters, is the drift.
+CHECK_QUARTERS = 4
+DRIFT_PRIOR_QUARTERS = 2
 
 
 @dataclass
@@ -213,11 +220,11 @@ def _draw_normal_sum(totals, amounts, probabilities, group_index, factor, rng):
 def _draw_new_business(part: NewBusinessPart, factor, rng) -> np.ndarray:
     counts = rng.poisson(part.expected_count * factor)
     if counts.sum() <= NEW_BUSINESS_EXACT_PICKS:
-        picks = rng.choice(part.amounts, size=int(counts.sum()))
+        picks = rng.choice(part.amounts, size=int(counts.sum()), p=part.weights)
         owner = np.repeat(np.arange(len(counts)), counts)
         return np.bincount(owner, weights=picks, minlength=len(counts))
     mean = part.mean_amount
-    spread = float(part.amounts.std())
+    spread = part.amount_spread
     noise = rng.standard_normal(len(counts))
     return counts * mean + np.sqrt(counts) * spread * noise
 
@@ -246,8 +253,33 @@ def exact_quantile(distribution: pd.Series, q: float) -> float:
     return float(distribution.index[min(position, len(cumulative) - 1)])
 
 
+def _draw_quantiles(draws: np.ndarray, percents) -> np.ndarray:
+    """Quantiles of the draws at ``percents`` (0..100): the smallest draw
+    with at least that share of draws at or below it (inverted CDF, with
+    ``n * percent / 100`` rounded so 7% of 100 draws is the 7th)."""
+    ordered = np.sort(np.asarray(draws, dtype=float))
+    n = len(ordered)
+    rank = np.ceil(np.round(n * np.asarray(percents, dtype=float) / 100, 6))
+    return ordered[np.clip(rank.astype(int) - 1, 0, n - 1)]
+
+
+def _percentiles(draws: np.ndarray) -> list[float]:
+    """The 1st to 99th percentiles of the draws (99 values, ascending)."""
+    return [float(v) for v in _draw_quantiles(draws, np.arange(1, 100))]
+
+
+def _histogram(draws: np.ndarray) -> dict:
+    """Counts of the draws in :data:`HISTOGRAM_BINS` equal bins between the
+    smallest and largest draw: ``edges`` (bins + 1 values), ``counts``."""
+    low, high = float(draws.min()), float(draws.max())
+    if high <= low:
+        high = low + 1.0
+    counts, edges = np.histogram(draws, bins=HISTOGRAM_BINS, range=(low, high))
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+
+
 def _quantiles(draws: np.ndarray) -> tuple[float, float, float]:
-    p10, p50, p90 = np.quantile(draws, [0.1, 0.5, 0.9], method="inverted_cdf")
+    p10, p50, p90 = _draw_quantiles(draws, [10, 50, 90])
     return float(p10), float(p50), float(p90)
 
 
@@ -290,7 +322,8 @@ def forecast_quarter(
         :func:`dealcase.model.score_deals`.
     model
         A fitted model passed to :func:`dealcase.model.score_deals` (the
-        backtest passes one fitted on what was known at ``as_of``).
+        backtest passes one fitted on what was known at ``as_of`` or
+        earlier).
 
     Returns
     -------
@@ -298,7 +331,10 @@ def forecast_quarter(
         The forecast document (money in the reporting currency): ``quarter,
         as_of, currency, booked, expected, p10, p50, p90, target,
         p_reach_target, open_deals, new_business, groups, swing_deals,
-        reps_call, fallback``.
+        reps_call, fallback``, plus ``quantiles`` (the 1st..99th
+        percentiles of the company's result, 99 values) and ``histogram``
+        (``edges``, ``counts``: the company's draws in equal bins) to draw
+        the distribution from.
     """
     inputs = forecast_inputs(
         con, quarter, as_of, by=by, overrides=overrides, scores=scores, model=model
@@ -374,6 +410,7 @@ def forecast_inputs(
 
     timing = fit_timing(con, as_of)
     notes.extend(timing.notes)
+    drift = CHECK_SYSTEMATIC
     if as_of >= quarter.end:
         open_deals["p_in_quarter"] = 0.0
         open_deals["close_likelihood"] = np.nan
@@ -391,19 +428,24 @@ def forecast_inputs(
         open_deals["timing_basis"] = deal_timing["timing_basis"]
         estimated = likelihood * open_deals["p_timing"]
         if scores is None and given.isna().all():
-            estimated = estimated * _recent_check(con, as_of, quarter, model, notes)
+            ratio, drift = _recent_check(con, as_of, quarter, model, notes)
+            estimated = estimated * ratio
         open_deals["p_in_quarter"] = np.where(
             given.notna(), given, estimated.clip(0.0, 1.0)
         )
         new_business, nb_notes = estimate_new_business(
-            con, as_of, quarter.end, timing.age, by=group_column
+            con, as_of, quarter.end, timing.age, by=group_column, quarter=quarter
         )
         notes.extend(nb_notes)
 
     open_deals = _apply_overrides(open_deals, overrides)
     sigma = 0.0
     if not (open_deals.get("given", pd.Series(dtype=bool)).all()):
-        sigma = SIGMA_FLOOR + SIGMA_PER_CLOSED / np.sqrt(max(closed_before, 1))
+        # Quarter-level drift measured on past quarters (shrunk towards
+        # CHECK_SYSTEMATIC when few were seen), and the estimation error of
+        # a model fitted on few closed deals.
+        short = SIGMA_PER_CLOSED / np.sqrt(max(closed_before, 1))
+        sigma = float(np.sqrt(max(drift, SIGMA_FLOOR) ** 2 + short**2))
         if closed_before < FEW_CLOSED:
             notes.append(
                 f"only {closed_before} closed deals before as-of: range widened"
@@ -506,88 +548,173 @@ def _shift_to_recent_win_rate(con, as_of, frame, notes) -> pd.DataFrame:
     return frame
 
 
-def _recent_check(con, as_of, quarter: Quarter, model, notes) -> float:
-    """How the same method did at the same point of the previous quarter:
-    the ratio of what was won to what it expected.
+def _recent_check(con, as_of, quarter: Quarter, model, notes) -> tuple[float, float]:
+    """How the same method did at the same point of the last
+    :data:`CHECK_QUARTERS` quarters: the ratio of what was won to what it
+    expected, and the quarter-to-quarter spread of that ratio.
 
-    The deals open on the same day of the previous quarter are scored with
-    the same model and with timing learned from what was known that day
-    (the method replayed out of sample); the value they won by that
-    quarter's end, over the value expected, scales the open deals'
-    probabilities (shrunk towards 1 as far as the difference could be
-    chance, within 0.5..2). Comparing the same point of the quarter keeps a
-    quarter-end rush from reading as a change in level. Returns 1 when too
-    few deals had closed by then or nothing was expected.
+    In each past quarter the deals open on the same day (same offset from
+    its start) are scored with the same model and timed with timing learned
+    from what was known that day; the value they won by that quarter's end
+    over the value expected is that quarter's ratio. The pooled ratio
+    (summed won over summed expected) scales the open deals' probabilities,
+    shrunk towards 1 in log terms by ``S / (S + V)`` with ``S =
+    CHECK_SYSTEMATIC^2`` (the systematic error expected a priori) and ``V``
+    the pooled ratio's own variance (independent deals' chance variation
+    plus the drift below over the number of quarters), within 0.5..2.
+    Comparing the same point of the quarter keeps a quarter-end rush from
+    reading as a change in level.
+
+    The drift is the spread (standard deviation of the log ratio) between
+    quarters beyond what chance variation explains, shrunk towards
+    ``CHECK_SYSTEMATIC`` with :data:`DRIFT_PRIOR_QUARTERS` pseudo-quarters:
+    it is the sigma of the forecast's shared factor, so the range reflects
+    how far quarters have actually strayed from the method.
+
+    Returns ``(ratio, drift)``; ``(1, CHECK_SYSTEMATIC)`` when no quarter
+    could be replayed (too few closes by then or nothing expected).
     """
-    previous = quarter.previous()
-    offset = max((as_of - quarter.start).days, 0)
-    start = min(previous.start + dt.timedelta(days=offset), previous.end)
-    as_of = previous.end
-    if (as_of - start).days < MIN_CHECK_DAYS:
-        return 1.0
-    past = open_deal_state(con, start)
-    if past.empty:
-        return 1.0
-    past["amount"] = past["amount"].fillna(0.0)
-    frame = _model_scores(con, as_of, past["deal_id"].tolist(), model, [], start)
-    if frame is None:
-        return 1.0
-    frame = _shift_to_recent_win_rate(con, as_of, frame, [])
-    likelihood = past["deal_id"].map(
-        frame.drop_duplicates("deal_id").set_index("deal_id")["close_likelihood"]
+    offset = dt.timedelta(days=max((as_of - quarter.start).days, 0))
+    replays = []
+    past_quarter = quarter
+    for _ in range(CHECK_QUARTERS):
+        past_quarter = past_quarter.previous()
+        replay = _replay_quarter(con, past_quarter, offset, as_of, model, notes)
+        if replay is None:
+            break
+        replays.append(replay)
+    if not replays:
+        return 1.0, CHECK_SYSTEMATIC
+    won = np.array([r[0] for r in replays])
+    expected = np.array([r[1] for r in replays])
+    noise = np.array([r[2] for r in replays])
+    logs = np.log(np.maximum(won, 1e-9 * expected) / expected)
+    chance = noise / expected**2
+    spread = float(np.var(logs, ddof=1)) if len(logs) > 1 else 0.0
+    excess = max(spread - float(chance.mean()), 0.0)
+    freedom = len(logs) - 1
+    drift2 = (DRIFT_PRIOR_QUARTERS * CHECK_SYSTEMATIC**2 + freedom * excess) / (
+        DRIFT_PRIOR_QUARTERS + freedom
     )
-    likelihood = likelihood.fillna(likelihood.mean()).fillna(0.5)
-    # Timing as it would have been learned then, so the check replays the
-    # method out of sample.
+    pooled = float(won.sum() / expected.sum())
+    variance = float(noise.sum() / expected.sum() ** 2) + drift2 / len(logs)
+    weight = CHECK_SYSTEMATIC**2 / (CHECK_SYSTEMATIC**2 + variance)
+    ratio = float(np.exp(weight * np.log(max(pooled, 1e-9))))
+    ratio = float(min(max(ratio, 0.5), 2.0))
+    detail = ", ".join(f"{w / e:.2f}" for w, e in zip(won, expected, strict=True))
+    notes.append(
+        f"replayed on {len(replays)} past quarter(s) at the same point "
+        f"(won / expected: {detail}): open-deal probabilities scaled by "
+        f"{ratio:.2f}; quarter-to-quarter drift {np.sqrt(drift2):.0%}"
+    )
+    return ratio, float(np.sqrt(drift2))
+
+
+def _replay_quarter(con, past: Quarter, offset, as_of, model, notes):
+    """``(won, expected, chance variance)`` of the deals open at ``offset``
+    into ``past``, or None when it cannot be replayed."""
+    start = min(past.start + offset, past.end)
+    end = past.end
+    if end > as_of or (end - start).days < MIN_CHECK_DAYS:
+        return None
+    frame_past = open_deal_state(con, start)
+    if frame_past.empty:
+        return None
+    frame_past["amount"] = frame_past["amount"].fillna(0.0)
+    # Timing as it would have been learned then: the method replayed.
     past_timing = fit_timing(con, start)
     if past_timing.age.won + past_timing.age.lost < MIN_RECENT_CLOSES:
         notes.append(
             f"too few deals had closed by {start} to check the forecast "
-            f"against {previous.name}"
+            f"against {past.name}"
         )
-        return 1.0
-    p_timing = past_timing.deal_timing(past, as_of)["p_timing"]
-    expected = float((past["amount"] * likelihood * p_timing).sum())
+        return None
+    frame = _model_scores(con, as_of, frame_past["deal_id"].tolist(), model, [], start)
+    if frame is None:
+        return None
+    frame = _shift_to_recent_win_rate(con, start, frame, [])
+    likelihood = frame_past["deal_id"].map(
+        frame.drop_duplicates("deal_id").set_index("deal_id")["close_likelihood"]
+    )
+    likelihood = likelihood.fillna(likelihood.mean()).fillna(0.5)
+    p_timing = past_timing.deal_timing(frame_past, end)["p_timing"]
+    p = likelihood * p_timing
+    expected = float((frame_past["amount"] * p).sum())
+    if expected <= 0:
+        return None
     won = con.execute(
         """
         SELECT coalesce(sum(amount), 0) FROM deals
         WHERE outcome = 'won' AND closed_on > ? AND closed_on <= ?
           AND list_contains(?, deal_id)
         """,
-        [start, as_of, past["deal_id"].tolist()],
+        [start, end, frame_past["deal_id"].tolist()],
     ).fetchone()[0]
-    if expected <= 0:
-        return 1.0
-    # Believe the window as far as it beats its own chance variation: a
-    # systematic error of CHECK_SYSTEMATIC (a fraction) against the spread
-    # of independent deals.
-    p = likelihood * p_timing
-    noise = float((past["amount"] ** 2 * p * (1 - p)).sum())
-    signal = (CHECK_SYSTEMATIC * expected) ** 2
-    weight = signal / (signal + noise)
-    ratio = 1.0 + weight * (float(won) / expected - 1.0)
-    ratio = float(min(max(ratio, 0.5), 2.0))
-    if abs(ratio - 1.0) >= 0.02:
-        notes.append(
-            f"deals open on {start} won {won:,.0f} by {as_of} against "
-            f"{expected:,.0f} expected: open-deal probabilities scaled by "
-            f"{ratio:.2f}"
-        )
-    return ratio
+    noise = float((frame_past["amount"] ** 2 * p * (1 - p)).sum())
+    return float(won), expected, noise
 
 
-def _resolve_model(con, as_of, notes):
+def _resolve_model(con, as_of, notes, fitted_on=None):
     """The stored model valid at ``as_of``, else one fitted on what was
-    known then; None without a usable model."""
+    known then (at ``fitted_on`` when given: an earlier date, see
+    :func:`fitted_model`); None without a usable model."""
     try:
         from dealcase import model as model_module
     except ImportError:
         return None
     try:
-        return model_module.load_model(con, as_of) or model_module.fit_model(con, as_of)
+        stored = model_module.load_model(con, as_of)
+        if stored is not None and (
+            fitted_on is None
+            or getattr(stored, "as_of", None) is None
+            or stored.as_of >= fitted_on
+        ):
+            return stored
+        return fitted_model(con, fitted_on or as_of)
     except DealCaseError as error:
         notes.append(f"model unavailable ({error}): likelihood from win rates by age")
         return None
+
+
+_FITS: dict[tuple, object] = {}
+MAX_CACHED_FITS = 16
+
+
+def data_key(con: duckdb.DuckDBPyConnection) -> tuple:
+    """A cheap fingerprint of the tables the model and forecast read: counts
+    and latest timestamps. A cache keyed on it is dropped by any write."""
+    return tuple(
+        con.execute(
+            """
+            SELECT (SELECT count(*) FROM deals),
+                   (SELECT count(*) FILTER (WHERE outcome <> 'open') FROM deals),
+                   (SELECT max(updated_at) FROM deals),
+                   (SELECT count(*) FROM deal_history),
+                   (SELECT max(valid_from) FROM deal_history),
+                   (SELECT count(*) FROM case_answers),
+                   (SELECT max(recorded_at) FROM case_answers),
+                   (SELECT count(*) FROM stakeholders),
+                   (SELECT max(recorded_at) FROM stakeholders)
+            """
+        ).fetchall()[0]
+    )
+
+
+def fitted_model(con: duckdb.DuckDBPyConnection, as_of: dt.date):
+    """:func:`dealcase.model.fit_model` at ``as_of``, remembered by
+    ``(data_key(con), as_of)`` so that a backtest or trend fits each date
+    once. A model fitted at an earlier date than the forecast's is still
+    leak-free (it knows less), which the trend and the backtest use to fit
+    once per quarter. Raises :class:`DealCaseError` when no model can be
+    fitted."""
+    from dealcase import model as model_module
+
+    key = (data_key(con), as_of)
+    if key not in _FITS:
+        if len(_FITS) >= MAX_CACHED_FITS:
+            _FITS.pop(next(iter(_FITS)))
+        _FITS[key] = model_module.fit_model(con, as_of)
+    return _FITS[key]
 
 
 def _model_scores(con, as_of, deal_ids, model, notes, state_on=None):
@@ -598,7 +725,9 @@ def _model_scores(con, as_of, deal_ids, model, notes, state_on=None):
     try:
         if model is None:
             return None
-        return model_module.score_deals(con, state_on or as_of, deal_ids, model=model)
+        return model_module.score_deals(
+            con, state_on or as_of, deal_ids, model=model, reasons=False
+        )
     except DealCaseError as error:
         notes.append(f"model unavailable ({error}): likelihood from win rates by age")
         return None
@@ -678,8 +807,16 @@ def forecast_from_inputs(
         )
         doc.update(exact_doc)
         doc["method"] = "exact"
+        distribution_exact = exact_distribution(
+            amounts, probabilities, float(booked_by_group.sum())
+        )
+        doc["quantiles"] = [
+            exact_quantile(distribution_exact, q / 100) for q in range(1, 100)
+        ]
     else:
         doc["method"] = "simulation"
+        doc["quantiles"] = _percentiles(distribution.company)
+    doc["histogram"] = _histogram(distribution.company)
 
     doc["groups"] = []
     if inputs.by is not None:
@@ -893,8 +1030,10 @@ def forecast_trend(
     the earlier of its end and meta ``today``: ``as_of, booked, expected,
     p10, p50, p90, target, p_reach_target`` and ``actual`` (the quarter's
     won value, only once the quarter has ended). Each week uses only what
-    was known then (the model is refitted per date, which takes seconds per
-    week on large databases).
+    was known then: the stored model valid that week, else one model fitted
+    at the quarter's first day and reused for every week (fitted on less,
+    so still leak-free; one fit per quarter, remembered by
+    :func:`fitted_model`).
     """
     quarter = _as_quarter(con, quarter)
     today = _as_of(con, None)
@@ -903,8 +1042,13 @@ def forecast_trend(
         raise DealCaseError(f"{quarter.name} has not started by {today}")
     rows = []
     day = quarter.start
+    notes: list[str] = []
     while day <= last:
-        doc = forecast_quarter(con, quarter, day, seed=seed, draws=draws)
+        # One fit per quarter: each week uses the stored model valid then,
+        # else the model fitted at the quarter's first day (it knows less
+        # than the week does, so it leaks nothing).
+        model = _resolve_model(con, day, notes, fitted_on=quarter.start)
+        doc = forecast_quarter(con, quarter, day, seed=seed, draws=draws, model=model)
         rows.append(
             {
                 "as_of": day,

@@ -4,17 +4,23 @@ ends.
 A deal's chance to be won before the quarter ends is its close likelihood
 times its timing. The close-likelihood model learns from deals that had
 closed, so its likelihood is the chance a deal is won once it closes; timing
-is the chance that it closes (won or lost) by the quarter's last day. Deals
+by expected close date is the chance a deal that will be won is won by the
+quarter's last day, timing by age the chance that it closes (won or lost)
+by then. Deals
 that sit open and never close are thereby handled by timing: a deal much
 older than any deal that ever closed gets little chance. Timing is learned
 only from what was known at the end of the as-of date, in two ways:
 
 - **By expected close date.** On weekly snapshots of the past two years,
   every deal then open is filed under how far away its expected close date
-  was and how often it had been pushed; a deal open today is timed by the
-  share of its cell's deals that closed within the days left in the quarter
-  (among snapshots followed at least that long), shrunk towards the coarser
-  cells when the cell holds few deals.
+  was and how often it had been pushed. A deal open today may close up to
+  its slack (days left in the quarter minus days to its expected date)
+  after its expected date and still count; it is timed by the share of its
+  cell's snapshots later won that were won by their own expected date plus
+  that slack (among snapshots followed at least that long), shrunk towards
+  the coarser cells when the cell holds few deals. This is the chance a
+  deal that will be won is won in time: losses, which keep to no close
+  date, do not count, and a deal due after the quarter needs a pull-in.
 - **By age.** Deals without an expected close date, or with one the source
   marks unreliable (attribute ``close_date_reliable`` = ``"false"``, as
   HubSpot fills month ends), are timed by their age: daily hazards of being
@@ -145,35 +151,70 @@ class CloseDateTiming:
     close, won or lost (inf while still open at the as-of date), and days of
     follow-up (snapshot to as-of date)."""
 
-    # (days-to-close bucket, push bucket) -> (days to close, follow-up days)
+    # (days-to-close bucket, push bucket) -> (days to close, follow-up days,
+    # days to the expected close date then, won by the as-of date); the
+    # last two may be left out (timing by days left, of any close).
     cells: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]
     observations: int
 
-    def timing(self, close_bucket, push_bucket, days_left: float) -> np.ndarray:
-        """Smoothed share of a cell's deals that closed within ``days_left``,
-        among the snapshots followed for at least that long."""
+    def timing(
+        self, close_bucket, push_bucket, days_left: float, days_to_close=None
+    ) -> np.ndarray:
+        """Smoothed share of a cell's deals that closed in time, among the
+        snapshots followed for long enough.
+
+        Without ``days_to_close`` "in time" is within ``days_left`` days.
+        With it (each open deal's days to its expected close date, and
+        cells that hold the snapshots' own days to their expected dates),
+        a deal's slack ``days_left - days_to_close`` is how many days after
+        its expected date it may close and still count (negative: it must
+        be pulled in), and each snapshot is asked the same: did it close by
+        its own expected date plus that slack? So the quarter's end is
+        respected: a deal due after it is timed by how often deals were
+        pulled in, one due well before it by how often deals slipped by
+        more than the slack.
+        """
         close_bucket = np.asarray(close_bucket, dtype=int)
         push_bucket = np.asarray(push_bucket, dtype=int)
-        pooled = _share_closed(list(self.cells.values()), days_left, None)
+        if days_to_close is None:
+            slacks = np.full(len(close_bucket), np.nan)
+        else:
+            slacks = days_left - np.asarray(days_to_close, dtype=float)
         result = np.empty(len(close_bucket))
-        for cb in np.unique(close_bucket):
-            by_close = [v for (c, _), v in self.cells.items() if c == cb]
-            coarse = _share_closed(by_close, days_left, pooled)
-            for pb in np.unique(push_bucket[close_bucket == cb]):
-                cell = self.cells.get((int(cb), int(pb)))
-                chosen = (close_bucket == cb) & (push_bucket == pb)
-                result[chosen] = _share_closed(
-                    [cell] if cell else [], days_left, coarse
-                )
+        for slack in np.unique(slacks):
+            chosen_slack = (slacks == slack) | (np.isnan(slacks) & np.isnan(slack))
+            horizon = None if np.isnan(slack) else float(slack)
+            pooled = _share_closed(list(self.cells.values()), days_left, None, horizon)
+            for cb in np.unique(close_bucket[chosen_slack]):
+                by_close = [v for (c, _), v in self.cells.items() if c == cb]
+                coarse = _share_closed(by_close, days_left, pooled, horizon)
+                in_close = chosen_slack & (close_bucket == cb)
+                for pb in np.unique(push_bucket[in_close]):
+                    cell = self.cells.get((int(cb), int(pb)))
+                    chosen = in_close & (push_bucket == pb)
+                    result[chosen] = _share_closed(
+                        [cell] if cell else [], days_left, coarse, horizon
+                    )
         return result
 
 
-def _share_closed(cells, days_left: float, prior) -> float:
+def _share_closed(cells, days_left: float, prior, slack=None) -> float:
     hits = seen = 0.0
-    for days_to_close, follow_up in cells:
-        eligible = follow_up >= days_left
+    for cell in cells:
+        days_to_close, follow_up = cell[0], cell[1]
+        if slack is None or len(cell) < 3:
+            limit = days_left
+        else:
+            limit = np.maximum(cell[2] + slack, 0.0)
+        eligible = follow_up >= limit
+        if slack is not None and len(cell) >= 4:
+            # Timing of a win: among the snapshots later won (by the as-of
+            # date), the share won in time.
+            eligible = eligible & cell[3]
         seen += eligible.sum()
-        hits += (days_to_close[eligible] <= days_left).sum()
+        hits += (
+            days_to_close[eligible] <= np.broadcast_to(limit, eligible.shape)[eligible]
+        ).sum()
     if prior is None:
         return hits / seen if seen else 0.5
     return (hits + SMOOTHING * prior) / (seen + SMOOTHING)
@@ -215,10 +256,12 @@ class TimingModel:
         timing = self.age.closed_within(ages, np.full(len(ages), days_left))
         if use_date.any():
             dated = open_deals.loc[use_date]
+            days_to_close = dated["days_to_close"].to_numpy(dtype=float)
             timing[use_date] = self.close_date.timing(
-                close_bucket(dated["days_to_close"].to_numpy()),
+                close_bucket(days_to_close),
                 push_bucket(dated["pushes"].fillna(0).to_numpy()),
                 days_left,
+                days_to_close=days_to_close,
             )
         result["p_timing"] = timing
         result.loc[use_date, "timing_basis"] = "close_date"
@@ -459,6 +502,8 @@ def _fit_close_date_timing(
             SELECT d.deal_id, d.attributes, s.snap,
                    CASE WHEN d.outcome IN ('won', 'lost') AND d.closed_on <= ?
                         THEN d.closed_on END AS closed_then,
+                   coalesce(d.outcome = 'won' AND d.closed_on <= ?, false)
+                       AS won_then,
                    s.snap + INTERVAL 1 DAY AS cutoff
             FROM deals d, snaps s
             WHERE (d.created_on IS NULL OR d.created_on <= s.snap)
@@ -467,6 +512,7 @@ def _fit_close_date_timing(
         SELECT datediff('day', p.snap, h.close_date) AS days_to_close,
                h.pushes,
                datediff('day', p.snap, p.closed_then) AS days_to_close_event,
+               p.won_then,
                datediff('day', p.snap, CAST(? AS DATE)) AS follow_up
         FROM probe p
         ASOF JOIN counted h
@@ -475,7 +521,7 @@ def _fit_close_date_timing(
           AND lower(coalesce(json_extract_string(p.attributes,
                 '$.close_date_reliable'), 'true')) <> 'false'
         """,
-        [snapshots, end_of_day(as_of), as_of, as_of],
+        [snapshots, end_of_day(as_of), as_of, as_of, as_of],
     ).df()
     if rows.empty:
         return CloseDateTiming(cells={}, observations=0)
@@ -488,6 +534,8 @@ def _fit_close_date_timing(
         (int(cb), int(pb)): (
             group["days_to_close_event"].to_numpy(dtype=float),
             group["follow_up"].to_numpy(dtype=float),
+            group["days_to_close"].to_numpy(dtype=float),
+            group["won_then"].to_numpy(dtype=bool),
         )
         for (cb, pb), group in rows.groupby(["close_bucket", "push_bucket"])
     }

@@ -13,6 +13,8 @@ import pytest
 
 from dealcase import store
 from dealcase.forecast import (
+    _histogram,
+    _percentiles,
     exact_distribution,
     exact_quantile,
     forecast_quarter,
@@ -21,6 +23,7 @@ from dealcase.forecast import (
     quarter_distribution,
 )
 from dealcase.newbusiness import NewBusinessPart, estimate_new_business
+from dealcase.periods import Quarter
 from dealcase.timing import AgeHazards, CloseDateTiming, open_deal_state
 
 AS_OF = dt.date(2024, 8, 15)
@@ -446,8 +449,18 @@ def test_maven_forecast_fields(maven_db):
         "swing_deals",
         "reps_call",
         "fallback",
+        "quantiles",
+        "histogram",
     ):
         assert field in doc
+    # percentiles by the same rule as P10/P50/P90, and every draw binned
+    assert len(doc["quantiles"]) == 99
+    assert doc["quantiles"][9] == doc["p10"]
+    assert doc["quantiles"][49] == doc["p50"]
+    assert doc["quantiles"][89] == doc["p90"]
+    assert doc["quantiles"] == sorted(doc["quantiles"])
+    assert sum(doc["histogram"]["counts"]) == 4000
+    assert len(doc["histogram"]["edges"]) == len(doc["histogram"]["counts"]) + 1
     # won on 2017-07-01 in sales_pipeline.csv: 29,664
     assert doc["booked"] == pytest.approx(29_664)
     assert doc["booked"] <= doc["p10"] <= doc["p50"] <= doc["p90"]
@@ -466,3 +479,104 @@ def test_trend_weekly_as_of_dates(hand_db):
     assert (trend["booked"] == 0).all()  # W is won on 2024-08-15
     assert (trend["target"] == 1300).all()
     assert trend["actual"].isna().all()  # the quarter has not ended
+
+
+def test_percentiles_and_histogram_by_hand():
+    draws = np.arange(1.0, 101.0)  # 1..100
+    # inverted CDF: the k-th percentile of 1..100 is k
+    assert _percentiles(draws) == [float(k) for k in range(1, 100)]
+    histogram = _histogram(np.array([0.0, 0.0, 1.0, 3.0]))
+    assert histogram["edges"][0] == 0.0 and histogram["edges"][-1] == 3.0
+    assert histogram["counts"][0] == 2 and histogram["counts"][-1] == 1
+    assert sum(histogram["counts"]) == 4
+
+
+def test_new_business_replayed_on_past_quarters(tmp_path):
+    path = tmp_path / "replay.duckdb"
+    quarter = Quarter(2024, 3, 1)  # July to September 2024
+    as_of = dt.date(2024, 7, 10)
+    with store.connect(path) as con:
+        # first recorded close long before: 2023-12-01
+        _add_deal(
+            con,
+            "OLD",
+            team="East",
+            owner="Eve Stone",
+            amount=1,
+            created=dt.date(2023, 11, 1),
+            outcome="lost",
+            closed_on=dt.date(2023, 12, 1),
+        )
+        # 2024Q2 at the same point (2024-04-10): 56 deals created over the
+        # 28 days before (two a day), 40 deals created after it won by
+        # 2024-06-30, amount 300 each
+        for i in range(56):
+            _add_deal(
+                con,
+                f"R{i}",
+                team="East",
+                owner="Eve Stone",
+                amount=5,
+                created=dt.date(2024, 4, 10) - dt.timedelta(days=i // 2),
+            )
+        for i in range(40):
+            _add_deal(
+                con,
+                f"W{i}",
+                team="East",
+                owner="Eve Stone",
+                amount=300,
+                created=dt.date(2024, 4, 20),
+                outcome="won",
+                closed_on=dt.date(2024, 6, 1),
+            )
+        # now: 14 deals created over the last 28 days (one every other day)
+        for i in range(14):
+            _add_deal(
+                con,
+                f"N{i}",
+                team="East",
+                owner="Eve Stone",
+                amount=5,
+                created=as_of - dt.timedelta(days=2 * i),
+            )
+        hazards = AgeHazards(
+            win=np.full(400, 0.01),
+            loss=np.full(400, 0.01),
+            window_start=None,
+            won=40,
+            lost=1,
+        )
+        parts, notes = estimate_new_business(
+            con, as_of, quarter.end, hazards, quarter=quarter
+        )
+    # 2024Q1 starts before the first close's quarter? It starts 2024-01-01,
+    # after 2023-12-01, but nothing was created or won then: it adds rate 0
+    # and no wins. Wins per unit rate: 40 / (56 / 28) = 20; rate now 14 / 28.
+    assert len(parts) == 1 and parts[0].name == "East"
+    assert parts[0].expected_count == pytest.approx(14 / 28 * 40 / 2)
+    assert parts[0].mean_amount == 300
+
+
+def test_close_date_timing_respects_the_quarter_end():
+    # cell (0-7d, no push): four snapshots 5 days before their expected
+    # close; closed after 4, 20, 6 and 3 days; the third was lost.
+    timing = CloseDateTiming(
+        cells={
+            (1, 0): (
+                np.array([4.0, 20.0, 6.0, 3.0]),
+                np.full(4, 200.0),
+                np.full(4, 5.0),
+                np.array([True, True, False, True]),
+            )
+        },
+        observations=4,
+    )
+    # due in 5 days, 10 left: may close 5 days late; of the three won
+    # snapshots two closed within 5 + 5 days
+    pooled = 2 / 3
+    coarse = (2 + 20 * pooled) / (3 + 20)
+    cell = (2 + 20 * coarse) / (3 + 20)
+    # due in 15 days, 10 left: it must be pulled in 5 days; none was
+    result = timing.timing([1, 2], [0, 0], days_left=10, days_to_close=[5, 15])
+    assert result == pytest.approx([cell, 0.0])

@@ -304,3 +304,80 @@ def test_older_weekly_snapshot_after_a_newer_one_changes_nothing(tmp_path):
     again = everything(path)
     for table in ("deals", "deal_history", "stakeholders", "case_answers"):
         assert again[table] == state[table], table
+
+
+def _doubled_versions(path: Path) -> list[tuple]:
+    with store.connect(path, read_only=True) as con:
+        return con.execute(
+            "SELECT deal_id, valid_from, count(*) FROM deal_history "
+            "GROUP BY ALL HAVING count(*) > 1"
+        ).fetchall()
+
+
+def test_no_deal_ever_gets_two_versions_at_one_moment(tmp_path, shared_data):
+    # deal_history has no key index; every path that adds versions must keep
+    # one version per (deal, moment): source history imported twice, a
+    # snapshot corrected on its own day, an older snapshot after a newer one,
+    # and a snapshot dated before the deal's latest stored version.
+    folder = shared_data / "salesforce-sample"
+    sample = tmp_path / "sf.duckdb"
+    files = [folder / "Opportunity.csv", folder / "OpportunityHistory.csv"]
+    for _ in range(2):
+        _import(sample, *files, snapshot_date=dt.date(2018, 10, 14))
+    _import(sample, files[0], snapshot_date=dt.date(2018, 10, 14))
+    _import(sample, *files, snapshot_date=dt.date(2017, 1, 2))
+    assert _doubled_versions(sample) == []
+
+    weekly = tmp_path / "weekly.duckdb"
+    week_1 = _report(tmp_path / "w1" / "report.csv", WEEK_1)
+    week_2 = _report(tmp_path / "w2" / "report.csv", WEEK_2)
+    corrected = _report(
+        tmp_path / "w1b" / "report.csv", [r.replace("30,000", "31,000") for r in WEEK_1]
+    )
+    _import(weekly, week_1, snapshot_date=WEEK_1_DAY)
+    _import(weekly, corrected, snapshot_date=WEEK_1_DAY)
+    # The same day's export, corrected: its version is replaced, not doubled.
+    assert _amounts(weekly, "0069A")[-1:] == [("2025-03-07", 31000.0)]
+    _import(weekly, week_2, snapshot_date=WEEK_2_DAY)
+    _import(weekly, week_1, snapshot_date=WEEK_1_DAY)
+    _import(weekly, week_2, snapshot_date=WEEK_2_DAY)
+    assert _doubled_versions(weekly) == []
+    # Week 1's file, restated after week 2, corrects its own day only.
+    assert _amounts(weekly, "0069A")[-2:] == [
+        ("2025-03-07", 30000.0),
+        ("2025-03-14", 32000.0),
+    ]
+
+
+def _amounts(path: Path, deal_id: str) -> list[tuple]:
+    with store.connect(path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT valid_from::DATE, amount FROM deal_history "
+            "WHERE deal_id = ? ORDER BY valid_from",
+            [deal_id],
+        ).fetchall()
+    return [(str(day), amount) for day, amount in rows]
+
+
+def test_an_import_that_would_double_a_version_changes_nothing(
+    base_db, tmp_path, monkeypatch
+):
+    # A writer fault that inserts a version twice is caught before commit.
+    from dealcase.importing import writer
+
+    insert = writer._insert_versions
+
+    def insert_twice(con, versions):
+        insert(con, versions)
+        insert(con, versions)
+
+    monkeypatch.setattr(writer, "_insert_versions", insert_twice)
+    before = everything(base_db)
+    changed = [r.replace("25000", "26000") for r in ROWS]
+    with pytest.raises(ValueError, match="006S2 would have two versions at 2025-"):
+        _import(
+            base_db,
+            _opportunities(tmp_path / "next" / "Opportunity.csv", changed),
+            snapshot_date=dt.date(2025, 3, 1),
+        )
+    assert everything(base_db) == before

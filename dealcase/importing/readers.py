@@ -198,6 +198,18 @@ def read_table(path, *, encoding: str | None = None, engine: str = "auto") -> Ra
     )
 
 
+def _has_c0_bytes(data: bytes, chunk: int = 1 << 24) -> bool:
+    """Whether ``data`` holds a control byte other than TAB, LF and CR.
+
+    Checked a slice at a time, so that a large file is not copied whole.
+    """
+    for start in range(0, len(data), chunk):
+        piece = data[start : start + chunk]
+        if len(piece) != len(piece.translate(None, _C0_BYTES)):
+            return True
+    return False
+
+
 def _read_utf8_bytes(path: Path, data: bytes) -> RawTable | None:
     """The common case, read straight from the file's bytes by Arrow.
 
@@ -207,7 +219,7 @@ def _read_utf8_bytes(path: Path, data: bytes) -> RawTable | None:
     """
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return None
-    if len(data) != len(data.translate(None, _C0_BYTES)):
+    if _has_c0_bytes(data):
         return None
     if b"\xc2" in data and _C1_UTF8.search(data):
         return None
@@ -246,11 +258,13 @@ def _read_utf8_bytes(path: Path, data: bytes) -> RawTable | None:
     if end <= start:
         return None
     body = memoryview(data)[start:end]
+    returns = data.count(b"\r", start, end)
+    # Blank lines; with no carriage return at all only one pattern can occur.
+    pairs = (b"\n\n", b"\r\r", b"\n\r") if returns else (b"\n\n",)
     if data[start] in (0x0A, 0x0D) or any(
-        data.find(pair, start, end) >= 0 for pair in (b"\n\n", b"\r\r", b"\n\r")
+        data.find(pair, start, end) >= 0 for pair in pairs
     ):
         return None
-    returns = data.count(b"\r", start, end)
     breaks = data.count(b"\n", start, end)
     if returns:
         breaks += returns - data.count(b"\r\n", start, end)

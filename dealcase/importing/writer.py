@@ -240,6 +240,7 @@ def write_batch(
                     older=older,
                 )
             )
+            _check_unique_versions(con, ids_view)
 
     if batch.stakeholders is not None:
         report(0.85, "adding stakeholders")
@@ -250,6 +251,23 @@ def write_batch(
         if value is not None:
             set_meta(con, key, value)
     return counts
+
+
+def _check_unique_versions(con, ids_view: str) -> None:
+    """Raise if a deal of the batch has two versions at one moment.
+
+    ``deal_history`` has no key index (it slowed bulk inserts several
+    times over), so the one-version-per-moment rule is checked here, before
+    the import's transaction commits.
+    """
+    doubled = con.execute(
+        f"SELECT h.deal_id, h.valid_from FROM deal_history h "
+        f"JOIN {ids_view} i USING (deal_id) "
+        "GROUP BY h.deal_id, h.valid_from HAVING count(*) > 1 LIMIT 1"
+    ).fetchall()
+    if doubled:
+        deal_id, moment = doubled[0]
+        raise ValueError(f"deal {deal_id} would have two versions at {moment}")
 
 
 def _report(progress):
@@ -289,7 +307,9 @@ def _upsert_deals(con, deals: pd.DataFrame, existing: pd.DataFrame) -> dict:
     selected = ", ".join(_cast(c) for c in DEAL_COLUMNS)
     inserts = deals.loc[~known]
     if len(inserts):
-        with _registered(con, inserts) as view:
+        # From Arrow: DuckDB reads its text columns without conversion.
+        rows = pa.Table.from_pandas(inserts[DEAL_COLUMNS], preserve_index=False)
+        with _registered(con, rows) as view:
             con.execute(f"INSERT INTO deals ({columns}) SELECT {selected} FROM {view}")
     updates = deals.loc[changed]
     if len(updates):

@@ -188,6 +188,7 @@ def test_forecast_page_shows_the_library_forecast(monkeypatch, trained_db, model
         doc["groups"]
     )
     assert len(table(at, "forecast_swing")) == len(doc["swing_deals"])
+    assert [c for c in at.get("plotly_chart") if "distribution" in c.proto.id]
 
     # what-if: dropping the deal that swings most gives the library's range
     dropped = doc["swing_deals"][0]["deal_id"]
@@ -204,6 +205,19 @@ def test_forecast_page_shows_the_library_forecast(monkeypatch, trained_db, model
     )
     assert metric(at, "P50 (what-if)") == ui.money_short(scenario["p50"])
     assert scenario["p50"] != doc["p50"]
+
+
+def test_an_ended_quarter_shows_its_result_not_a_range(monkeypatch, trained_db, model):
+    at = open_page(monkeypatch, trained_db, quarter="2025Q3")
+    no_errors(at)
+    doc = library(
+        trained_db, forecast_quarter, "2025Q3", DEMO_TODAY, by="team", model=model
+    )
+
+    ended = [i.value for i in at.info if "2025Q3 ended on 2025-09-30" in i.value]
+    assert ended and ui.money(doc["booked"]) in ended[0]
+    assert metric(at, "Booked") == ui.money_short(doc["booked"])
+    assert not [c for c in at.get("plotly_chart") if "distribution" in c.proto.id]
 
 
 def test_forecast_of_a_quarter_not_begun_says_what_to_do(monkeypatch, trained_db):

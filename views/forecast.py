@@ -154,12 +154,27 @@ def distribution_chart(doc: dict, histogram: dict | None, title: str) -> go.Figu
     return figure
 
 
-st.plotly_chart(
-    distribution_chart(
-        headline, headline_histogram, f"Where {filters.quarter} can land ({scope})"
-    ),
-    key="forecast_distribution",
-)
+if filters.as_of >= filters.period.end:
+    target_part = (
+        ""
+        if no_target
+        else f" against a target of {ui.money(headline['target'], currency)}"
+    )
+    st.info(
+        f"{filters.quarter} ended on {filters.period.end.isoformat()}: "
+        f"{ui.money(headline['booked'], currency)} was won{target_part}. Pick an "
+        "as-of date inside the quarter to see the forecast as it stood then; "
+        "the Model page shows how past forecasts compared with the result."
+    )
+else:
+    st.plotly_chart(
+        distribution_chart(
+            headline,
+            headline_histogram,
+            f"Where {filters.quarter} can land ({scope})",
+        ),
+        key="forecast_distribution",
+    )
 
 # Teams and owners ---------------------------------------------------------------
 

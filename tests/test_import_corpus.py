@@ -311,8 +311,8 @@ def test_blank_lines_only(tmp_path):
 
 
 def test_header_only(tmp_path):
-    summary, deals = _import(tmp_path, HEADER + "\r\n")
-    assert summary["deals_new"] == 0 and deals.empty
+    message = _refused(tmp_path, HEADER + "\r\n", line=1)
+    assert message.endswith("deals.csv, line 1: no data rows after the header")
 
 
 def test_no_header(tmp_path):

@@ -203,6 +203,33 @@ def test_decimal_comma_decided_per_column():
     assert amounts.tolist() == [1250.0, 2000.0]
 
 
+@pytest.mark.parametrize(
+    ("value", "group", "example"),
+    [
+        ("12,34,5", ",", "1,234,567.89"),
+        ("12,34,567", ",", "1,234,567.89"),
+        ("1,234,56.70", ",", "1,234,567.89"),
+        ("€1.23.456,70", ".", "1.234.567,89"),
+    ],
+)
+def test_irregular_thousands_grouping_refused(value, group, example):
+    with pytest.raises(InputError) as caught:
+        parsing.parse_money(
+            ["1,000", value], file="t.csv", column="value", line_numbers=[10, 11]
+        )
+    shown = value.lstrip("€")
+    assert str(caught.value) == (
+        f"t.csv, line 11, column value: cannot read {shown!r} as an amount: "
+        f"expected digits grouped in threes with '{group}' (like {example}) or "
+        "no grouping at all"
+    )
+
+
+def test_regular_thousands_grouping_read():
+    amounts, _ = parsing.parse_money(["12,345", "1,234,567.5", "1 234 567"])
+    assert amounts.tolist() == [12_345.0, 1_234_567.5, 1_234_567.0]
+
+
 def test_mixed_decimal_marks_refused():
     with pytest.raises(InputError) as caught:
         parsing.parse_money(["1.250,50", "1,250.50"], line_numbers=[2, 3])

@@ -129,6 +129,9 @@ def import_files(
         date_order=date_order,
         snapshot_date=snapshot_date,
     )
+    if not sum(b.rows_read for b in batches):
+        raise InputError("no data rows after the header", file=files[0], line=1)
+    _check_company(con, batches)
     report(0.3, f"read {sum(b.rows_read for b in batches):,} rows")
     reporting = _reporting_currency(con, batches)
     converted = sum(_convert_amounts(b, rates, reporting) for b in batches)
@@ -279,7 +282,7 @@ def _read_batches(source, files, *, mapping, history, date_order, snapshot_date=
                 "import takes its history from the dates its mapping names"
             )
         if mapping is None:
-            raw = read_table(files[0])
+            raw = _read_rows(files[0])
             proposal = propose_mapping(raw)
             raise MappingRequired(
                 "this table has no mapping yet. A proposal from its headers:\n\n"
@@ -291,7 +294,7 @@ def _read_batches(source, files, *, mapping, history, date_order, snapshot_date=
             )
         mapping = _mapping_dict(mapping)
         batches = [
-            build_table_batch(read_table(f), mapping, date_order=date_order)
+            build_table_batch(_read_rows(f), mapping, date_order=date_order)
             for f in files
         ]
         return batches, False
@@ -304,6 +307,25 @@ def _read_batches(source, files, *, mapping, history, date_order, snapshot_date=
     return _hubspot_batches(
         files, history=history, date_order=date_order, snapshot_date=snapshot_date
     )
+
+
+def _read_rows(path):
+    """The file read as a table; refused when it has no data rows."""
+    raw = read_table(path)
+    if raw.frame.empty:
+        raise InputError("no data rows after the header", file=path, line=1)
+    return raw
+
+
+def _check_company(con, batches) -> None:
+    """Refuse to mix another dataset into the synthetic demo company."""
+    held = get_meta(con, "dataset", None)
+    incoming = batches[0].meta.get("dataset") if batches else None
+    if held == "demo" and incoming != "demo":
+        raise DealCaseError(
+            "the database holds the synthetic demo company; import into another "
+            "file with --db"
+        )
 
 
 def _hubspot_reader():

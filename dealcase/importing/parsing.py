@@ -471,6 +471,37 @@ def _decimal_comma(
     return False
 
 
+def _check_grouping(
+    numbers: pd.Series, rows: np.ndarray, comma: bool, *, file, column, line_numbers
+) -> None:
+    """Refuse digit groups that are not thousands (``12,34,5``).
+
+    With group marks, the whole part must be one to three digits and then
+    groups of exactly three (``1,234,567``); the fraction holds no mark.
+    Indian lakh grouping (``12,34,567``) is not accepted: it is refused like
+    any other irregular grouping rather than guessed.
+    """
+    group, decimal = (".", ",") if comma else (",", ".")
+    parts = numbers.str.partition(decimal)
+    whole, fraction = parts[0], parts[2]
+    grouped = whole.str.contains(group, regex=False).to_numpy()
+    regular = whole.str.fullmatch(r"\d{1,3}(?:" + re.escape(group) + r"\d{3})+")
+    bad = (grouped & ~regular.fillna(False).to_numpy()) | fraction.str.contains(
+        r"[.,]"
+    ).to_numpy()
+    if not bad.any():
+        return
+    index = int(np.flatnonzero(bad)[np.argmin(rows[bad])])
+    raise InputError(
+        f"cannot read {numbers.iloc[index]!r} as an amount: expected digits "
+        f"grouped in threes with '{group}' (like 1{group}234{group}567"
+        f"{decimal}89) or no grouping at all",
+        file=file,
+        line=_line(line_numbers, rows[index]),
+        column=column,
+    )
+
+
 def _arrow_match(values: pd.Series, pattern: str) -> np.ndarray:
     """RE2 full-column match, much faster than Python's re per value."""
     import pyarrow as pa
@@ -520,6 +551,14 @@ def _parse_money_distinct(
         column=column,
         line_numbers=line_numbers,
         warnings=warnings,
+    )
+    _check_grouping(
+        numbers[numeric],
+        first[numeric],
+        comma,
+        file=file,
+        column=column,
+        line_numbers=line_numbers,
     )
     if comma:
         plain = numbers.str.replace(".", "", regex=False).str.replace(

@@ -39,6 +39,16 @@ EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 _STRAY_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _C1_UTF8 = re.compile(b"\xc2[\x80-\x9f]")
 _C0_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_BINARY_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive; an .xlsx file must be named .xlsx"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\xd0\xcf\x11\xe0", "an old Office document; save it as .xlsx or CSV"),
+    (b"\x7fELF", "a program"),
+)
 _NUMBER_LIKE = re.compile(r"^[-+]?[\d.,:/ $€£%()]+$")
 
 _SALESFORCE_MARKERS = (
@@ -142,6 +152,7 @@ def read_table(path, *, encoding: str | None = None, engine: str = "auto") -> Ra
     blank_bytes = b"\x00 \t\r\n\xef\xbb\xbf"
     if not data[:4096].strip(blank_bytes) and not data.strip(blank_bytes):
         raise InputError("the file is empty: expected a header line", file=path, line=1)
+    _refuse_binary(data, path)
     if engine == "auto" and encoding is None:
         table = _read_utf8_bytes(path, data)
         if table is not None:
@@ -196,6 +207,32 @@ def read_table(path, *, encoding: str | None = None, engine: str = "auto") -> Ra
         warnings=warnings,
         delimiter=delimiter,
     )
+
+
+def _refuse_binary(data: bytes, path: Path, sample: int = 1 << 16) -> None:
+    """Refuse a file that is not text: a known binary signature, or a start
+    where more than one byte in twenty is a control byte (and at least
+    eight are).
+
+    A few NUL bytes in a text file stay (they are removed and counted). NULs
+    all on even or all on odd positions are UTF-16 text without a byte order
+    mark and are left to the decoder.
+    """
+    kind = next(
+        (name for magic, name in _BINARY_SIGNATURES if data.startswith(magic)), None
+    )
+    head = data[:sample]
+    controls = len(head) - len(head.translate(None, _C0_BYTES))
+    if kind is None and controls >= 8 and controls * 20 > len(head):
+        nul_at = {i % 2 for i in range(min(len(head), 4096)) if head[i] == 0}
+        if len(nul_at) == 1 and controls == head.count(0):
+            return
+        kind = f"{controls / len(head):.0%} of its first bytes are control bytes"
+    if kind is not None:
+        raise InputError(
+            f"the file is not a text table ({kind}): export the deals as CSV or .xlsx",
+            file=path,
+        )
 
 
 def _has_c0_bytes(data: bytes, chunk: int = 1 << 24) -> bool:

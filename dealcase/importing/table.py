@@ -10,6 +10,7 @@ file's headers. The format::
     currency = "USD"             # currency of the amounts
     has_dates = true             # false: deals only, no history
     name_template = "{product} for {account}"   # when no column holds a name
+    other_stages = "refuse"      # or "open": a stage not in [[stages]] is open
 
     [columns]                    # deal field = column (of the file or a lookup)
     deal_id = "opportunity_id"
@@ -40,7 +41,7 @@ file's headers. The format::
     columns = { list_price = "sales_price" }   # new column = companion column
     aliases = { GTXPro = "GTX Pro" }           # file value = companion value
 
-    [[stages]]                   # in pipeline order
+    [[stages]]                   # in pipeline order; other stages are refused
     stage = "Prospecting"
     probability = 0.1
 
@@ -108,8 +109,10 @@ MAPPING_KEYS = {
     "attributes",
     "lookups",
     "stages",
+    "other_stages",
     "exclude",
 }
+OTHER_STAGES = ("refuse", "open")
 _OUTCOME_WORDS = {
     "won": "won",
     "closed won": "won",
@@ -176,6 +179,14 @@ def check_mapping(mapping: dict, *, file=None) -> None:
         )
     if "deal_id" not in columns:
         raise InputError("[columns] must name the deal_id column", file=file)
+    other = mapping.get("other_stages", "refuse")
+    if other not in OTHER_STAGES:
+        raise InputError(
+            f'other_stages = {other!r} is not understood: expected "refuse" '
+            '(a stage not listed under [[stages]] stops the import) or "open" '
+            "(such a stage is kept as an open stage)",
+            file=file,
+        )
 
 
 # -- proposing a mapping -----------------------------------------------------
@@ -200,7 +211,14 @@ _GUESSES = [
     ("currency", [r"currency"]),
     ("probability", [r"probability"]),
     ("created_on", [r"created", r"create[ _]?date", r"engage", r"open[ _]?date"]),
-    ("close_date", [r"close[ _]?date", r"expected[ _]?close", r"^close$"]),
+    (
+        "close_date",
+        [
+            r"clos(e|ing)[ _]?(date|day|on)",
+            r"expected[ _]?clos(e|ing)",
+            r"^(expected[ _]?)?clos(e|es|ing)$",
+        ],
+    ),
     ("outcome", [r"result", r"outcome", r"^status$", r"won"]),
     ("next_step", [r"next[ _]?step"]),
 ]
@@ -411,6 +429,8 @@ def build_table_batch(
     if "forecast_category" in columns:
         deals["forecast_category"] = parse("category", "forecast_category")
 
+    if "stage" in deals.columns:
+        _check_stages(deals["stage"], mapping, file, columns["stage"], line_list)
     deals["outcome"] = _outcomes(frame, mapping, file, line_list)
     closed = deals["outcome"] != "open"
     if "closed_on" not in columns:
@@ -543,6 +563,31 @@ def _require_columns(frame, mapping, file) -> None:
             file=file,
             line=1,
         )
+
+
+def _check_stages(stages: pd.Series, mapping, file, column, line_list) -> None:
+    """Refuse a stage the mapping's ``[[stages]]`` do not list.
+
+    A mapping without ``[[stages]]`` takes every stage it sees; one with
+    ``other_stages = "open"`` keeps unlisted stages as open stages. Blank
+    stages are left to the outcome rule.
+    """
+    configured = mapping.get("stages", [])
+    if not configured or mapping.get("other_stages", "refuse") == "open":
+        return
+    known = [str(s["stage"]) for s in configured]
+    unknown = ((stages != "") & ~stages.isin(known)).to_numpy()
+    if not unknown.any():
+        return
+    position = int(unknown.argmax())
+    raise InputError(
+        f"stage {stages.iloc[position]!r} is not one of the mapping's stages "
+        f"({', '.join(known)}); add it under [[stages]], or set "
+        'other_stages = "open" to keep unlisted stages as open',
+        file=file,
+        line=line_list[position],
+        column=column,
+    )
 
 
 def _outcomes(frame, mapping, file, line_list) -> pd.Series:

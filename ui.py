@@ -122,6 +122,12 @@ def write(function, *args, **kwargs):
         return function(con, *args, **kwargs)
 
 
+def write_to(path: str, function, *args, **kwargs):
+    """Like :func:`write`, on another database file (created when missing)."""
+    with store.connect(path) as con:
+        return function(con, *args, **kwargs)
+
+
 def guarded(function, *args, **kwargs):
     """Run ``function``; turn any failure into a sentence and stop the page."""
     try:

@@ -386,6 +386,26 @@ def test_data_page_previews_then_imports_a_file(monkeypatch, maven_db, copy_db):
     assert "3 new deals" in at.success[0].value
 
 
+def test_data_page_on_the_demo_imports_into_a_new_file(
+    monkeypatch, trained_db, copy_db, tmp_path
+):
+    db = copy_db(trained_db)
+    demo_before = library(db, store.table_counts)
+    target = tmp_path / "mine.duckdb"
+    at = open_page(monkeypatch, db, "data")
+    at.text_input(key="data_target_db").set_value(str(target))
+    at.file_uploader(key="data_file").upload(
+        "deals.csv", SMALL_TABLE.encode(), "text/csv"
+    )
+    at.run()
+    at.button(key="data_import").click().run()
+    no_errors(at)
+
+    assert library(db, store.table_counts) == demo_before
+    assert library(target, store.table_counts)["deals"] == 3
+    assert f"DEALCASE_DB={target}" in at.success[0].value
+
+
 def test_data_page_reports_a_bad_file_with_its_line(monkeypatch, trained_db):
     bad = SMALL_TABLE.replace("2017-02-01,4000", "2017-02-01,lots")
     at = open_page(monkeypatch, trained_db, "data")

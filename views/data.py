@@ -96,6 +96,14 @@ st.markdown(
 source = st.selectbox(
     "Source", list(SOURCES), format_func=SOURCES.get, key="data_source"
 )
+target_db = None
+if info["dataset"] == "demo":
+    # One company per database file: the demo stays as it is.
+    target_db = st.text_input(
+        "Import into this new database file (the demo database stays as it is)",
+        value=str(Path(ui.db_path()).with_name("my-deals.duckdb")),
+        key="data_target_db",
+    )
 uploaded = st.file_uploader("Deal file", type=["csv", "txt", "xlsx"], key="data_file")
 history_file = None
 if source == "salesforce":
@@ -236,8 +244,7 @@ def show_progress(fraction: float, message: str) -> None:
 
 
 try:
-    report = ui.write(
-        import_files,
+    arguments = dict(
         source=source,
         files=[deal_path],
         mapping=mapping,
@@ -245,6 +252,10 @@ try:
         date_order=date_order,
         progress=show_progress,
     )
+    if target_db:
+        report = ui.write_to(target_db, import_files, **arguments)
+    else:
+        report = ui.write(import_files, **arguments)
 except DealCaseError as error:
     bar.empty()
     show_input_error(error)
@@ -255,8 +266,13 @@ st.success(
     f"Imported {summary.get('rows_read', 0):,} rows: "
     f"{summary.get('deals_new', 0):,} new deals, "
     f"{summary.get('deals_updated', 0):,} updated, "
-    f"{summary.get('history_rows', 0):,} history versions. Every page now "
-    "shows the new data."
+    f"{summary.get('history_rows', 0):,} history versions."
+    + (
+        f" They are in `{target_db}`: start the app on it with "
+        f"`DEALCASE_DB={target_db} python3 run.py app`."
+        if target_db
+        else " Every page now shows the new data."
+    )
 )
 for note in report.notes:
     st.warning(note)

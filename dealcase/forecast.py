@@ -428,7 +428,7 @@ def forecast_inputs(
         open_deals["timing_basis"] = deal_timing["timing_basis"]
         estimated = likelihood * open_deals["p_timing"]
         if scores is None and given.isna().all():
-            ratio, drift = _recent_check(con, as_of, quarter, model, notes)
+            ratio, drift = _remembered_check(con, as_of, quarter, model, notes)
             estimated = estimated * ratio
         open_deals["p_in_quarter"] = np.where(
             given.notna(), given, estimated.clip(0.0, 1.0)
@@ -546,6 +546,30 @@ def _shift_to_recent_win_rate(con, as_of, frame, notes) -> pd.DataFrame:
         "likelihoods moved accordingly"
     )
     return frame
+
+
+_CHECKS: dict[tuple, tuple] = {}
+MAX_CACHED_CHECKS = 32
+
+
+def _remembered_check(con, as_of, quarter: Quarter, model, notes):
+    """:func:`_recent_check`, remembered per data, quarter, date and model.
+
+    The check replays past quarters for the whole company, whatever the
+    grouping, so a forecast by owner after one by team (as the Forecast page
+    does when a team is chosen) reuses it. The cached entry keeps a
+    reference to the model, so its ``id`` cannot be reused while cached.
+    """
+    key = (data_key(con), quarter.name, as_of, id(model))
+    if key not in _CHECKS:
+        if len(_CHECKS) >= MAX_CACHED_CHECKS:
+            _CHECKS.pop(next(iter(_CHECKS)))
+        check_notes: list[str] = []
+        result = _recent_check(con, as_of, quarter, model, check_notes)
+        _CHECKS[key] = (result, check_notes, model)
+    result, check_notes, _ = _CHECKS[key]
+    notes.extend(check_notes)
+    return result
 
 
 def _recent_check(con, as_of, quarter: Quarter, model, notes) -> tuple[float, float]:

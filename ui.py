@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -547,9 +546,6 @@ def scores(as_of: dt.date, deal_ids: list[str]) -> pd.DataFrame:
     return query("dealcase.model.score_deals", as_of, list(deal_ids), model_as_of=as_of)
 
 
-HISTOGRAM_BINS = 60
-
-
 def _forecast_with_histogram(
     con,
     quarter: str,
@@ -560,45 +556,16 @@ def _forecast_with_histogram(
 ) -> tuple[dict, dict]:
     from dealcase import forecast as fc
 
-    inputs = fc.forecast_inputs(
+    doc = fc.forecast_quarter(
         con, quarter, as_of, by=by, overrides=overrides, model=model
     )
-    doc = fc.forecast_from_inputs(inputs)
-
-    # The same draws forecast_from_inputs takes (same inputs, seed and draw
-    # count), kept here as a histogram for the chart.
-    open_deals = inputs.open_deals
-    names = inputs.group_names
-    index = {name: i for i, name in enumerate(names)}
-    booked_by_group = (
-        inputs.booked_deals.groupby("group")["amount"].sum().reindex(names).fillna(0.0)
-    ).to_numpy()
-    amounts = open_deals["amount"].to_numpy(dtype=float)
-    draws = int(doc["draws"])
-    exact = None if len(amounts) * draws <= fc.FULL_SIMULATION_LIMIT else fc.EXACT_DEALS
-    distribution = fc.quarter_distribution(
-        amounts,
-        open_deals["p_in_quarter"].to_numpy(dtype=float),
-        group_index=open_deals["group"].map(index).to_numpy(dtype=int),
-        group_names=names,
-        booked_by_group=booked_by_group,
-        new_business=inputs.new_business,
-        sigma=inputs.sigma,
-        draws=draws,
-        seed=int(doc["seed"]),
-        exact_deals=exact,
-    )
-    counts, edges = np.histogram(distribution.company, bins=HISTOGRAM_BINS)
     histogram = {
-        "counts": counts.tolist(),
-        "edges": edges.tolist(),
-        "draws": draws,
+        **doc["histogram"],
+        "draws": doc["draws"],
         "groups": {
-            name: np.histogram(distribution.groups[i], bins=HISTOGRAM_BINS)
-            for name, i in index.items()
-        }
-        if by
-        else {},
+            group["name"]: (group["histogram"]["counts"], group["histogram"]["edges"])
+            for group in doc["groups"]
+        },
     }
     return doc, histogram
 

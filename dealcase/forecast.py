@@ -333,8 +333,8 @@ def forecast_quarter(
         p_reach_target, open_deals, new_business, groups, swing_deals,
         reps_call, fallback``, plus ``quantiles`` (the 1st..99th
         percentiles of the company's result, 99 values) and ``histogram``
-        (``edges``, ``counts``: the company's draws in equal bins) to draw
-        the distribution from.
+        (``edges``, ``counts``: the company's draws in equal bins; each
+        group carries its own) to draw the distribution from.
     """
     inputs = forecast_inputs(
         con, quarter, as_of, by=by, overrides=overrides, scores=scores, model=model
@@ -858,6 +858,7 @@ def forecast_from_inputs(
                     target=target,
                 )
             )
+            group_doc["histogram"] = _histogram(distribution.groups[i])
             doc["groups"].append(group_doc)
 
     doc["swing_deals"] = _swing_deals(open_deals, sum(new_var.values()))

@@ -46,7 +46,7 @@ from dealcase.newbusiness import (
 )
 from dealcase.periods import Quarter, fiscal_start_month, parse_date, parse_quarter
 from dealcase.report import Report
-from dealcase.store import get_meta
+from dealcase.store import data_fingerprint, get_meta
 from dealcase.timing import fit_timing, open_deal_state
 
 logger = logging.getLogger(__name__)
@@ -560,7 +560,7 @@ def _remembered_check(con, as_of, quarter: Quarter, model, notes):
     does when a team is chosen) reuses it. The cached entry keeps a
     reference to the model, so its ``id`` cannot be reused while cached.
     """
-    key = (data_key(con), quarter.name, as_of, id(model))
+    key = (data_fingerprint(con), quarter.name, as_of, id(model))
     if key not in _CHECKS:
         if len(_CHECKS) >= MAX_CACHED_CHECKS:
             _CHECKS.pop(next(iter(_CHECKS)))
@@ -700,45 +700,16 @@ def _resolve_model(con, as_of, notes, fitted_on=None):
         return None
 
 
-_FITS: dict[tuple, object] = {}
-MAX_CACHED_FITS = 16
-
-
-def data_key(con: duckdb.DuckDBPyConnection) -> tuple:
-    """A cheap fingerprint of the tables the model and forecast read: counts
-    and latest timestamps. A cache keyed on it is dropped by any write."""
-    return tuple(
-        con.execute(
-            """
-            SELECT (SELECT count(*) FROM deals),
-                   (SELECT count(*) FILTER (WHERE outcome <> 'open') FROM deals),
-                   (SELECT max(updated_at) FROM deals),
-                   (SELECT count(*) FROM deal_history),
-                   (SELECT max(valid_from) FROM deal_history),
-                   (SELECT count(*) FROM case_answers),
-                   (SELECT max(recorded_at) FROM case_answers),
-                   (SELECT count(*) FROM stakeholders),
-                   (SELECT max(recorded_at) FROM stakeholders)
-            """
-        ).fetchall()[0]
-    )
-
-
 def fitted_model(con: duckdb.DuckDBPyConnection, as_of: dt.date):
-    """:func:`dealcase.model.fit_model` at ``as_of``, remembered by
-    ``(data_key(con), as_of)`` so that a backtest or trend fits each date
-    once. A model fitted at an earlier date than the forecast's is still
-    leak-free (it knows less), which the trend and the backtest use to fit
-    once per quarter. Raises :class:`DealCaseError` when no model can be
-    fitted."""
+    """The close-likelihood model fitted on what was known at the end of
+    ``as_of`` (:func:`dealcase.model.cached_fit`: each date is fitted once
+    while the data is unchanged). A model fitted at an earlier date than the
+    forecast's is still leak-free (it knows less), which the trend and the
+    backtest use to fit once per quarter. Raises :class:`DealCaseError` when
+    no model can be fitted."""
     from dealcase import model as model_module
 
-    key = (data_key(con), as_of)
-    if key not in _FITS:
-        if len(_FITS) >= MAX_CACHED_FITS:
-            _FITS.pop(next(iter(_FITS)))
-        _FITS[key] = model_module.fit_model(con, as_of)
-    return _FITS[key]
+    return model_module.cached_fit(con, as_of)
 
 
 def _model_scores(con, as_of, deal_ids, model, notes, state_on=None):

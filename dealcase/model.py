@@ -61,6 +61,7 @@ from dealcase.model_reasons import group_of, reason_lists
 from dealcase.model_shapley import tree_group_shapley
 from dealcase.periods import parse_date
 from dealcase.report import Report
+from dealcase.store import data_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -680,33 +681,22 @@ def score_deals(
             }
         )
     if model is None:
-        model = load_model(con, as_of) or _cached_fit(con, as_of)
+        model = load_model(con, as_of) or cached_fit(con, as_of)
     rows = feat.snapshot_features(con, probes, case_features=model.case_features)
     return score_rows(model, rows, reasons=reasons)
 
 
 _FITTED: dict[tuple, CloseModel] = {}
+MAX_CACHED_FITS = 16
 
 
-def _cached_fit(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> CloseModel:
-    """:func:`fit_model`, remembered while the data it reads is unchanged
-    (keyed on counts and latest timestamps of the tables it reads)."""
-    key = (as_of,) + tuple(
-        con.execute(
-            """
-            SELECT (SELECT count(*) FROM deals),
-                   (SELECT count(*) FROM deal_history),
-                   (SELECT max(valid_from) FROM deal_history),
-                   (SELECT count(*) FROM case_answers),
-                   (SELECT max(recorded_at) FROM case_answers),
-                   (SELECT count(*) FROM stakeholders),
-                   (SELECT count(*) FILTER (WHERE outcome <> 'open') FROM deals),
-                   (SELECT max(updated_at) FROM deals)
-            """
-        ).fetchall()[0]
-    )
+def cached_fit(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> CloseModel:
+    """:func:`fit_model` at ``as_of``, remembered while the data it reads is
+    unchanged (keyed on :func:`dealcase.store.data_fingerprint`), so that a
+    backtest, a trend or repeated scoring fits each date once."""
+    key = (data_fingerprint(con), as_of)
     if key not in _FITTED:
-        if len(_FITTED) >= 8:
+        if len(_FITTED) >= MAX_CACHED_FITS:
             _FITTED.pop(next(iter(_FITTED)))
         _FITTED[key] = fit_model(con, as_of)
     return _FITTED[key]

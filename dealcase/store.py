@@ -401,3 +401,24 @@ def import_history(con: duckdb.DuckDBPyConnection) -> list[dict]:
         }
         for import_id, started_at, source, files, summary in rows
     ]
+
+
+def data_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple:
+    """A cheap fingerprint of what the model and forecast read: row counts
+    and latest timestamps of deals, history, answers and stakeholders. An
+    in-process cache keyed on it is dropped by any write to those tables."""
+    return tuple(
+        con.execute(
+            """
+            SELECT (SELECT count(*) FROM deals),
+                   (SELECT count(*) FILTER (WHERE outcome <> 'open') FROM deals),
+                   (SELECT max(updated_at) FROM deals),
+                   (SELECT count(*) FROM deal_history),
+                   (SELECT max(valid_from) FROM deal_history),
+                   (SELECT count(*) FROM case_answers),
+                   (SELECT max(recorded_at) FROM case_answers),
+                   (SELECT count(*) FROM stakeholders),
+                   (SELECT max(recorded_at) FROM stakeholders)
+            """
+        ).fetchall()[0]
+    )

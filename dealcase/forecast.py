@@ -44,7 +44,12 @@ from dealcase.newbusiness import (
     NewBusinessPart,
     estimate_new_business,
 )
-from dealcase.periods import Quarter, fiscal_start_month, parse_date, parse_quarter
+from dealcase.periods import (
+    Quarter,
+    fiscal_start_month,
+    parse_quarter,
+    resolve_as_of,
+)
 from dealcase.report import Report
 from dealcase.store import data_fingerprint, get_meta
 from dealcase.timing import fit_timing, open_deal_state
@@ -376,7 +381,7 @@ def forecast_inputs(
     cheaply when a filter changes.
     """
     quarter = _as_quarter(con, quarter)
-    as_of = _as_of(con, as_of)
+    as_of = resolve_as_of(con, as_of)
     if by is not None and by not in GROUPINGS:
         raise InputError(f"cannot group by '{by}'; use one of {', '.join(GROUPINGS)}")
     notes: list[str] = []
@@ -961,13 +966,6 @@ def _as_quarter(con, quarter) -> Quarter:
     return parse_quarter(str(quarter), fiscal_start_month(con))
 
 
-def _as_of(con, as_of) -> dt.date:
-    if as_of is not None:
-        return parse_date(as_of)
-    today = get_meta(con, "today")
-    return parse_date(today) if today else dt.date.today()
-
-
 def forecast_report(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -1032,7 +1030,7 @@ def forecast_trend(
     :func:`fitted_model`).
     """
     quarter = _as_quarter(con, quarter)
-    today = _as_of(con, None)
+    today = resolve_as_of(con, None)
     last = min(today, quarter.end)
     if last < quarter.start:
         raise DealCaseError(f"{quarter.name} has not started by {today}")

@@ -59,7 +59,7 @@ from dealcase import features as feat
 from dealcase.errors import NotEnoughDataError
 from dealcase.model_reasons import group_of, reason_lists
 from dealcase.model_shapley import tree_group_shapley
-from dealcase.periods import parse_date
+from dealcase.periods import parse_date, resolve_as_of
 from dealcase.report import Report
 from dealcase.store import data_fingerprint
 
@@ -630,11 +630,6 @@ def fit_model(
 # Scoring
 
 
-def _today(con: duckdb.DuckDBPyConnection) -> dt.date:
-    rows = con.execute("SELECT value FROM meta WHERE key = 'today'").fetchall()
-    return parse_date(rows[0][0]) if rows and rows[0][0] else dt.date.today()
-
-
 def load_model(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> CloseModel | None:
     """The latest stored model whose ``as_of`` is on or before ``as_of``."""
     rows = con.execute(
@@ -669,7 +664,7 @@ def score_deals(
     vectorised; reasons add a pass over every leaf of every tree (a few
     seconds of CPU for 100,000 deals, well under one for a page).
     """
-    as_of = _today(con) if as_of is None else parse_date(as_of)
+    as_of = resolve_as_of(con, as_of)
     probes = feat.open_probes(con, as_of, deal_ids)
     if probes.empty:
         return pd.DataFrame(
@@ -734,7 +729,7 @@ def train_model(con: duckdb.DuckDBPyConnection, *, as_of=None) -> Report:
     ``as_of, kind, rows, closed_deals, base_rate, fallback`` and the
     candidates' fold metrics.
     """
-    as_of = _today(con) if as_of is None else parse_date(as_of)
+    as_of = resolve_as_of(con, as_of)
     model = fit_model(con, as_of)
     doc = {
         "as_of": as_of,
@@ -996,7 +991,11 @@ def _evaluate_holdout(con, holdout_from, case_features: bool, seed: int) -> dict
     end_row = con.execute(
         "SELECT max(CAST(valid_from AS DATE)) FROM deal_history"
     ).fetchall()
-    end = max(end_row[0][0], _today(con)) if end_row[0][0] else _today(con)
+    end = (
+        max(end_row[0][0], resolve_as_of(con, None))
+        if end_row[0][0]
+        else resolve_as_of(con, None)
+    )
 
     train = training_frame(con, train_end, case_features=case_features)
     if train.empty:

@@ -189,7 +189,9 @@ def quarter_distribution(
             factor,
             rng,
         )
-    for part in new_business or []:
+    # Groups in name order, so the draws do not depend on the order the
+    # parts were listed in (a query's row order is not guaranteed).
+    for part in sorted(new_business or [], key=lambda part: part.name):
         if part.name not in names or part.expected_count <= 0:
             continue
         totals[names.index(part.name)] += _draw_new_business(part, factor, rng)

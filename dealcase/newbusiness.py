@@ -125,7 +125,7 @@ def estimate_new_business(
         f"""
         SELECT coalesce({by}, ?) AS name, count(*) AS created
         FROM deals WHERE created_on BETWEEN ? AND ?
-        GROUP BY 1
+        GROUP BY 1 ORDER BY 1
         """,
         [NO_GROUP, window_start, as_of],
     ).df()
@@ -134,6 +134,7 @@ def estimate_new_business(
         SELECT coalesce({by}, ?) AS name, amount
         FROM deals
         WHERE outcome = 'won' AND closed_on BETWEEN ? AND ? AND amount IS NOT NULL
+        ORDER BY deal_id
         """,
         [NO_GROUP, as_of - dt.timedelta(days=AMOUNT_WINDOW_DAYS - 1), as_of],
     ).df()
@@ -212,7 +213,7 @@ def _past_quarters_replay(con, as_of: dt.date, quarter: Quarter, by: str):
         rate = con.execute(
             f"""
             SELECT coalesce({by}, ?) AS name, count(*) / ? AS rate
-            FROM deals WHERE created_on BETWEEN ? AND ? GROUP BY 1
+            FROM deals WHERE created_on BETWEEN ? AND ? GROUP BY 1 ORDER BY 1
             """,
             [
                 NO_GROUP,
@@ -226,6 +227,7 @@ def _past_quarters_replay(con, as_of: dt.date, quarter: Quarter, by: str):
             SELECT coalesce({by}, ?) AS name, coalesce(amount, 0) AS amount
             FROM deals
             WHERE outcome = 'won' AND created_on > ? AND closed_on <= ?
+            ORDER BY deal_id
             """,
             [NO_GROUP, day, past.end],
         ).df()
@@ -292,6 +294,7 @@ def _fast_wins(con, as_of: dt.date, days_left: int, by: str):
                     THEN greatest(? - datediff('day', created_on, closed_on), 0)
                     ELSE 0 END AS weight
         FROM deals WHERE created_on BETWEEN ? AND ?
+        ORDER BY deal_id
         """,
         [NO_GROUP, as_of, days_left, start, last],
     ).df()

@@ -405,8 +405,10 @@ def import_history(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 def data_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple:
     """A cheap fingerprint of what the model and forecast read: row counts
-    and latest timestamps of deals, history, answers and stakeholders. An
-    in-process cache keyed on it is dropped by any write to those tables."""
+    and latest timestamps of deals, history, answers and stakeholders, and
+    hashes of the question set and the settings (``meta``: fiscal year,
+    currency, the data's present). An in-process cache keyed on it is
+    dropped by any write to those tables."""
     return tuple(
         con.execute(
             """
@@ -418,7 +420,12 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple:
                    (SELECT count(*) FROM case_answers),
                    (SELECT max(recorded_at) FROM case_answers),
                    (SELECT count(*) FROM stakeholders),
-                   (SELECT max(recorded_at) FROM stakeholders)
+                   (SELECT max(recorded_at) FROM stakeholders),
+                   (SELECT md5(coalesce(string_agg(
+                        concat_ws('|', question_id, dimension, weight, sort_order),
+                        ';' ORDER BY question_id), '')) FROM questions),
+                   (SELECT md5(coalesce(string_agg(concat_ws('=', key, value),
+                        ';' ORDER BY key), '')) FROM meta)
             """
         ).fetchall()[0]
     )

@@ -52,7 +52,7 @@ from dealcase.periods import (
 )
 from dealcase.report import Report
 from dealcase.store import data_fingerprint, get_meta
-from dealcase.timing import fit_timing, open_deal_state
+from dealcase.timing import TimingModel, fit_timing, open_deal_state
 
 logger = logging.getLogger(__name__)
 
@@ -407,41 +407,15 @@ def forecast_inputs(
     ).df()
     booked_deals["amount"] = booked_deals["amount"].fillna(0.0)
 
-    open_deals = open_deal_state(con, as_of)
-    open_deals["amount"] = open_deals["amount"].fillna(0.0)
+    deals = _remembered_open_deals(con, quarter, as_of, scores, model)
+    notes.extend(deals.notes)
+    open_deals = deals.open_deals.copy()
     open_deals["group"] = open_deals[group_column].fillna(NO_GROUP).astype(str)
-    closed_before = con.execute(
-        "SELECT count(*) FROM deals WHERE outcome IN ('won','lost') AND closed_on <= ?",
-        [as_of],
-    ).fetchone()[0]
-
-    timing = fit_timing(con, as_of)
-    notes.extend(timing.notes)
-    drift = CHECK_SYSTEMATIC
-    if as_of >= quarter.end:
-        open_deals["p_in_quarter"] = 0.0
-        open_deals["close_likelihood"] = np.nan
-        new_business: list[NewBusinessPart] = []
-        notes.append("the quarter has ended: the result is what was booked")
-    else:
-        if scores is None and model is None:
-            model = _resolve_model(con, as_of, notes)
-        likelihood, given = _close_likelihood(
-            con, as_of, open_deals, scores, model, timing, notes
-        )
-        open_deals["close_likelihood"] = likelihood
-        deal_timing = timing.deal_timing(open_deals, quarter.end)
-        open_deals["p_timing"] = deal_timing["p_timing"]
-        open_deals["timing_basis"] = deal_timing["timing_basis"]
-        estimated = likelihood * open_deals["p_timing"]
-        if scores is None and given.isna().all():
-            ratio, drift = _remembered_check(con, as_of, quarter, model, notes)
-            estimated = estimated * ratio
-        open_deals["p_in_quarter"] = np.where(
-            given.notna(), given, estimated.clip(0.0, 1.0)
-        )
+    closed_before, drift = deals.closed_before, deals.drift
+    new_business: list[NewBusinessPart] = []
+    if as_of < quarter.end:
         new_business, nb_notes = estimate_new_business(
-            con, as_of, quarter.end, timing.age, by=group_column, quarter=quarter
+            con, as_of, quarter.end, deals.timing.age, by=group_column, quarter=quarter
         )
         notes.extend(nb_notes)
 
@@ -479,6 +453,75 @@ def forecast_inputs(
         sigma=float(sigma),
         notes=notes,
     )
+
+
+@dataclass
+class _OpenDeals:
+    """The part of a forecast's inputs that no grouping changes: the open
+    deals with their likelihood, timing and in-quarter probability."""
+
+    open_deals: pd.DataFrame
+    timing: TimingModel
+    drift: float
+    closed_before: int
+    notes: list[str]
+    model: object  # held so that its id, part of the cache key, is not reused
+
+
+_OPEN_DEALS: dict[tuple, _OpenDeals] = {}
+MAX_CACHED_OPEN_DEALS = 8
+
+
+def _remembered_open_deals(con, quarter: Quarter, as_of, scores, model) -> _OpenDeals:
+    """:func:`_open_deals`, remembered per data, quarter, date and model, so
+    that a forecast by owner after one by team (the Forecast page when a team
+    is chosen) reuses the scoring and timing. Scores given by the caller are
+    not remembered (a frame or a callable is not a key)."""
+    if scores is not None:
+        return _open_deals(con, quarter, as_of, scores, model)
+    key = (data_fingerprint(con), quarter.name, quarter.start, as_of, id(model))
+    if key not in _OPEN_DEALS:
+        if len(_OPEN_DEALS) >= MAX_CACHED_OPEN_DEALS:
+            _OPEN_DEALS.pop(next(iter(_OPEN_DEALS)))
+        _OPEN_DEALS[key] = _open_deals(con, quarter, as_of, None, model)
+    return _OPEN_DEALS[key]
+
+
+def _open_deals(con, quarter: Quarter, as_of, scores, model) -> _OpenDeals:
+    notes: list[str] = []
+    open_deals = open_deal_state(con, as_of)
+    open_deals["amount"] = open_deals["amount"].fillna(0.0)
+    closed_before = con.execute(
+        "SELECT count(*) FROM deals WHERE outcome IN ('won','lost') AND closed_on <= ?",
+        [as_of],
+    ).fetchone()[0]
+
+    timing = fit_timing(con, as_of)
+    notes.extend(timing.notes)
+    drift = CHECK_SYSTEMATIC
+    kept_model = model
+    if as_of >= quarter.end:
+        open_deals["p_in_quarter"] = 0.0
+        open_deals["close_likelihood"] = np.nan
+        notes.append("the quarter has ended: the result is what was booked")
+    else:
+        if scores is None and model is None:
+            model = _resolve_model(con, as_of, notes)
+        likelihood, given = _close_likelihood(
+            con, as_of, open_deals, scores, model, timing, notes
+        )
+        open_deals["close_likelihood"] = likelihood
+        deal_timing = timing.deal_timing(open_deals, quarter.end)
+        open_deals["p_timing"] = deal_timing["p_timing"]
+        open_deals["timing_basis"] = deal_timing["timing_basis"]
+        estimated = likelihood * open_deals["p_timing"]
+        if scores is None and given.isna().all():
+            ratio, drift = _remembered_check(con, as_of, quarter, model, notes)
+            estimated = estimated * ratio
+        open_deals["p_in_quarter"] = np.where(
+            given.notna(), given, estimated.clip(0.0, 1.0)
+        )
+    return _OpenDeals(open_deals, timing, drift, int(closed_before), notes, kept_model)
 
 
 def _close_likelihood(con, as_of, open_deals, scores, model, timing, notes):

@@ -492,6 +492,35 @@ def test_maven_forecast_fields(maven_db):
     assert sum(g["booked"] for g in doc["groups"]) == pytest.approx(doc["booked"])
 
 
+def test_a_second_grouping_reuses_the_open_deals(maven_db, copy_db):
+    """The scored and timed open deals are computed once per data, quarter
+    and date: a forecast by owner after one by team is the same as one made
+    from scratch, and a write to the deals is seen at once."""
+    from dealcase import forecast
+
+    db = copy_db(maven_db)
+    args = ("2017Q3", "2017-07-01")
+    with store.connect(db) as con:
+        forecast._OPEN_DEALS.clear()
+        fresh = forecast_quarter(con, *args, by="owner", draws=2000)
+        forecast._OPEN_DEALS.clear()
+        forecast_quarter(con, *args, by="team", draws=2000)
+        reused = forecast_quarter(con, *args, by="owner", draws=2000)
+        assert len(forecast._OPEN_DEALS) == 1
+        assert json.dumps(reused, default=str) == json.dumps(fresh, default=str)
+
+        # HAXMC4IX (Engaging since 2016-11-03, still open) is lost that day
+        lost = dt.datetime(2017, 7, 1, 12)
+        con.execute(
+            HISTORY_INSERT + "SELECT deal_id, ?, stage, amount, close_date, "
+            "forecast_category, probability, 'lost', 'test' FROM deal_history "
+            "WHERE deal_id = ? ORDER BY valid_from DESC LIMIT 1",
+            [lost, "HAXMC4IX"],
+        )
+        after = forecast_quarter(con, *args, by="owner", draws=2000)
+    assert after["open_deals"]["count"] == fresh["open_deals"]["count"] - 1
+
+
 def test_trend_weekly_as_of_dates(hand_db):
     with store.connect(hand_db, read_only=True) as con:
         trend = forecast_trend(con, "2024Q3", draws=500)

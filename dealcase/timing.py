@@ -180,44 +180,80 @@ class CloseDateTiming:
             slacks = np.full(len(close_bucket), np.nan)
         else:
             slacks = days_left - np.asarray(days_to_close, dtype=float)
+        # Every cell is counted once for all the slacks asked (NaN: within
+        # days_left of any close); a deal then reads its slack's share.
+        unique = np.unique(slacks)
+        slack_index = np.searchsorted(unique, slacks)
+        counts = {
+            key: _closed_counts(cell, days_left, unique)
+            for key, cell in self.cells.items()
+        }
+        zero = np.zeros(len(unique))
+        hits = sum((h for h, _ in counts.values()), zero)
+        seen = sum((n for _, n in counts.values()), zero)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pooled = np.where(seen > 0, hits / np.maximum(seen, 1), 0.5)
         result = np.empty(len(close_bucket))
-        for slack in np.unique(slacks):
-            chosen_slack = (slacks == slack) | (np.isnan(slacks) & np.isnan(slack))
-            horizon = None if np.isnan(slack) else float(slack)
-            pooled = _share_closed(list(self.cells.values()), days_left, None, horizon)
-            for cb in np.unique(close_bucket[chosen_slack]):
-                by_close = [v for (c, _), v in self.cells.items() if c == cb]
-                coarse = _share_closed(by_close, days_left, pooled, horizon)
-                in_close = chosen_slack & (close_bucket == cb)
-                for pb in np.unique(push_bucket[in_close]):
-                    cell = self.cells.get((int(cb), int(pb)))
-                    chosen = in_close & (push_bucket == pb)
-                    result[chosen] = _share_closed(
-                        [cell] if cell else [], days_left, coarse, horizon
-                    )
+        for cb in np.unique(close_bucket):
+            in_close = close_bucket == cb
+            row = [v for (c, _), v in counts.items() if c == cb]
+            coarse = _smoothed(
+                sum((h for h, _ in row), zero), sum((n for _, n in row), zero), pooled
+            )
+            for pb in np.unique(push_bucket[in_close]):
+                chosen = in_close & (push_bucket == pb)
+                cell_hits, cell_seen = counts.get((int(cb), int(pb)), (zero, zero))
+                share = _smoothed(cell_hits, cell_seen, coarse)
+                result[chosen] = share[slack_index[chosen]]
         return result
 
 
-def _share_closed(cells, days_left: float, prior, slack=None) -> float:
-    hits = seen = 0.0
-    for cell in cells:
-        days_to_close, follow_up = cell[0], cell[1]
-        if slack is None or len(cell) < 3:
-            limit = days_left
-        else:
-            limit = np.maximum(cell[2] + slack, 0.0)
-        eligible = follow_up >= limit
-        if slack is not None and len(cell) >= 4:
-            # Timing of a win: among the snapshots later won (by the as-of
-            # date), the share won in time.
-            eligible = eligible & cell[3]
-        seen += eligible.sum()
-        hits += (
-            days_to_close[eligible] <= np.broadcast_to(limit, eligible.shape)[eligible]
-        ).sum()
-    if prior is None:
-        return hits / seen if seen else 0.5
+def _smoothed(hits: np.ndarray, seen: np.ndarray, prior: np.ndarray) -> np.ndarray:
     return (hits + SMOOTHING * prior) / (seen + SMOOTHING)
+
+
+def _closed_counts(cell, days_left: float, slacks: np.ndarray):
+    """``(hits, seen)`` of one cell for each of ``slacks``: how many of its
+    snapshots were followed long enough to tell, and how many of those
+    closed in time.
+
+    With a slack ``s`` (and the snapshots' own days to their expected date
+    ``e``), a snapshot is seen when its follow-up reaches ``max(e + s, 0)``
+    and it was later won, and a hit when it also closed by then. A NaN slack
+    (or a cell without expected dates) asks for any close within
+    ``days_left``. Counted for all slacks at once by sorting: a snapshot is
+    seen for every ``s <= follow - e`` and a hit for every ``s`` in
+    ``[close - e, follow - e]`` (all of them when it closed at once).
+    """
+    hits = np.zeros(len(slacks))
+    seen = np.zeros(len(slacks))
+    closed, follow_up = cell[0], cell[1]
+    plain = np.isnan(slacks) | (len(cell) < 3)
+    if plain.any():
+        eligible = follow_up >= days_left
+        seen[plain] = eligible.sum()
+        hits[plain] = (eligible & (closed <= days_left)).sum()
+    asked = slacks[~plain]
+    if len(asked):
+        keep = follow_up >= 0
+        if len(cell) >= 4:
+            keep = keep & cell[3]
+        last = (follow_up - cell[2])[keep]  # the largest slack it can tell
+        first = (closed - cell[2])[keep]  # the smallest slack it closed within
+        at_once = closed[keep] <= 0
+        seen[~plain] = _at_least(last, asked)
+        inside = ~at_once & (first <= last)
+        hits[~plain] = (
+            _at_least(last[at_once], asked)
+            + np.searchsorted(np.sort(first[inside]), asked, side="right")
+            - np.searchsorted(np.sort(last[inside]), asked, side="left")
+        )
+    return hits, seen
+
+
+def _at_least(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """How many ``values`` are at least each threshold."""
+    return len(values) - np.searchsorted(np.sort(values), thresholds, side="left")
 
 
 @dataclass

@@ -369,6 +369,55 @@ def test_close_date_timing_by_hand():
     assert result == pytest.approx([no_push, pushed])
 
 
+def _share_by_definition(cells, days_left, prior, slack):
+    """The share of a cell's snapshots that closed in time, one snapshot at
+    a time, as :meth:`CloseDateTiming.timing` defines it."""
+    hits = seen = 0
+    for closed, follow, expected, won in cells:
+        for c, f, e, w in zip(closed, follow, expected, won, strict=True):
+            if np.isnan(slack):
+                limit, counted = days_left, True
+            else:
+                limit, counted = max(e + slack, 0.0), bool(w)
+            if counted and f >= limit:
+                seen += 1
+                hits += c <= limit
+    if prior is None:
+        return hits / seen if seen else 0.5
+    return (hits + 20 * prior) / (seen + 20)
+
+
+def test_close_date_timing_counts_every_slack_as_defined():
+    rng = np.random.default_rng(5)
+    cells = {}
+    for key in [(0, 0), (0, 1), (1, 0), (2, 2)]:
+        n = int(rng.integers(5, 60))
+        closed = rng.integers(-5, 120, n).astype(float)
+        closed[rng.random(n) < 0.3] = np.inf  # still open at the as-of date
+        cells[key] = (
+            closed,
+            rng.integers(0, 150, n).astype(float),
+            rng.integers(-20, 90, n).astype(float),
+            rng.random(n) < 0.6,
+        )
+    timing = CloseDateTiming(cells=cells, observations=0)
+    close_bucket = np.array([0, 0, 1, 2, 3, 0, 1])
+    push_bucket = np.array([0, 1, 0, 2, 0, 2, 1])
+    days_to_close = np.array([10.0, -4.0, 60.0, 35.0, 5.0, np.nan, 10.0])
+    days_left = 45
+
+    expected = []
+    for cb, pb, to_close in zip(close_bucket, push_bucket, days_to_close, strict=True):
+        slack = days_left - to_close
+        pooled = _share_by_definition(cells.values(), days_left, None, slack)
+        row = [v for (c, _), v in cells.items() if c == cb]
+        coarse = _share_by_definition(row, days_left, pooled, slack)
+        own = [cells[(cb, pb)]] if (cb, pb) in cells else []
+        expected.append(_share_by_definition(own, days_left, coarse, slack))
+    result = timing.timing(close_bucket, push_bucket, days_left, days_to_close)
+    assert result == pytest.approx(expected, rel=1e-12)
+
+
 def test_new_business_rate_by_hand(tmp_path):
     path = tmp_path / "nb.duckdb"
     as_of = dt.date(2024, 3, 31)

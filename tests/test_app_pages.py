@@ -406,6 +406,79 @@ def test_data_page_on_the_demo_imports_into_a_new_file(
     assert f"DEALCASE_DB={target}" in at.success[0].value
 
 
+def test_data_page_imports_a_salesforce_export_with_its_companions(
+    monkeypatch, shared_data, trained_db, copy_db, tmp_path
+):
+    """The sample's Opportunity.csv with its OpportunityHistory.csv and an
+    invented User.csv among the export's other files: 31 deals, 62 history
+    versions, and the one owner id of the sample resolved to a name."""
+    folder = shared_data / "salesforce-sample"
+    users = "Id,Name,Username\n00546000001l1cJAAQ,Avery Example,avery@example.test\n"
+    target = tmp_path / "sf.duckdb"
+    at = open_page(monkeypatch, copy_db(trained_db), "data")
+    at.selectbox(key="data_source").set_value("salesforce").run()
+    at.text_input(key="data_target_db").set_value(str(target))
+    at.file_uploader(key="data_file").upload(
+        "Opportunity.csv", (folder / "Opportunity.csv").read_bytes(), "text/csv"
+    )
+    at.file_uploader(key="data_export_files").upload(
+        "OpportunityHistory.csv",
+        (folder / "OpportunityHistory.csv").read_bytes(),
+        "text/csv",
+    ).upload("User.csv", users.encode(), "text/csv")
+    at.run()
+    no_errors(at)
+    at.button(key="data_import").click().run()
+    no_errors(at)
+
+    counts = library(target, store.table_counts)
+    assert (counts["deals"], counts["deal_history"]) == (31, 62)
+    with store.connect(target) as con:
+        owners = con.execute("SELECT DISTINCT owner FROM deals").fetchall()
+    assert owners == [("Avery Example",)]
+
+
+HUBSPOT = (
+    "Record ID,Deal Name,Deal Stage,Pipeline,Close Date,Deal owner,Amount,"
+    "Create Date\n"
+    "101,Harbor Tools,appointmentscheduled,default,{close},Ines Ruiz,12000,"
+    "2025-03-02 09:15\n"
+    "102,Kestrel Labs,contractsent,default,2025-04-17,Omar Hale,8000,"
+    "2025-02-11 14:00\n"
+)
+
+
+def test_data_page_dates_hubspot_snapshots_on_the_day_they_were_taken(
+    monkeypatch, trained_db, copy_db, tmp_path
+):
+    """Two exports of the same deals, taken on 2025-03-25 and 2025-04-08:
+    deal 101's close date moved from April to June, so it gains one version
+    dated the day of the second export; deal 102 is unchanged."""
+    target = tmp_path / "hubspot.duckdb"
+    db = copy_db(trained_db)
+    for taken, close in [
+        (dt.date(2025, 3, 25), "2025-04-30"),
+        (dt.date(2025, 4, 8), "2025-06-30"),
+    ]:
+        at = open_page(monkeypatch, db, "data")
+        at.selectbox(key="data_source").set_value("hubspot").run()
+        at.text_input(key="data_target_db").set_value(str(target))
+        at.date_input(key="data_snapshot_date").set_value(taken)
+        at.file_uploader(key="data_file").upload(
+            f"deals-{taken}.csv", HUBSPOT.format(close=close).encode(), "text/csv"
+        )
+        at.run()
+        at.button(key="data_import").click().run()
+        no_errors(at)
+
+    with store.connect(target) as con:
+        versions = con.execute(
+            "SELECT deal_id, CAST(valid_from AS DATE), close_date FROM deal_history "
+            "WHERE valid_from >= DATE '2025-04-01' ORDER BY deal_id, valid_from"
+        ).fetchall()
+    assert versions == [("101", dt.date(2025, 4, 8), dt.date(2025, 6, 30))]
+
+
 def test_data_page_reports_a_bad_file_with_its_line(monkeypatch, trained_db):
     bad = SMALL_TABLE.replace("2017-02-01,4000", "2017-02-01,lots")
     at = open_page(monkeypatch, trained_db, "data")

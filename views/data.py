@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import tempfile
 from pathlib import Path
@@ -106,11 +107,30 @@ if info["dataset"] == "demo":
     )
 uploaded = st.file_uploader("Deal file", type=["csv", "txt", "xlsx"], key="data_file")
 history_file = None
+export_files = []
+snapshot_date = None
 if source == "salesforce":
     history_file = st.file_uploader(
         "OpportunityHistory.csv (optional: the stage and close-date history)",
         type=["csv"],
         key="data_history_file",
+    )
+    export_files = st.file_uploader(
+        "Other files of the same export (optional): User.csv names the owners, "
+        "Account.csv the accounts, Contact.csv with OpportunityContactRole.csv "
+        "the stakeholders, CurrencyType.csv the exchange rates",
+        type=["csv"],
+        accept_multiple_files=True,
+        key="data_export_files",
+    )
+elif source == "hubspot":
+    snapshot_date = st.date_input(
+        "Export taken on",
+        value=dt.date.today(),
+        key="data_snapshot_date",
+        help="Exports of the same deals taken on different days become their "
+        "history: a stage or close date that differs from the stored one is "
+        "dated on this day.",
     )
 date_order = st.selectbox(
     "Dates like 03/01/2024 mean",
@@ -126,13 +146,15 @@ date_order = st.selectbox(
 
 def saved_upload(upload, folder: Path | None = None) -> Path:
     """Keep an uploaded file on disk under its own name for the importer (in
-    ``folder``, else a folder named after the file's content)."""
+    ``folder``, else a folder named after the file's content). A file of the
+    same name uploaded again with other content replaces the kept one."""
+    content = upload.getvalue()
     if folder is None:
-        folder = UPLOADS / hashlib.sha256(upload.getvalue()).hexdigest()[:16]
+        folder = UPLOADS / hashlib.sha256(content).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / Path(upload.name).name
-    if not path.exists():
-        path.write_bytes(upload.getvalue())
+    if not path.exists() or path.read_bytes() != content:
+        path.write_bytes(content)
     return path
 
 
@@ -159,6 +181,8 @@ deal_path = saved_upload(uploaded)
 history_path = (
     saved_upload(history_file, deal_path.parent) if history_file is not None else None
 )
+# The importer tells the files of an export apart by name (or header).
+deal_files = [deal_path, *(saved_upload(f, deal_path.parent) for f in export_files)]
 
 mapping = None
 if source == "table":
@@ -208,7 +232,7 @@ if source == "table":
 preview = ui.guarded(
     preview_import,
     source=source,
-    files=[deal_path],
+    files=deal_files,
     mapping=mapping,
     history=history_path,
     date_order=date_order,
@@ -246,11 +270,12 @@ def show_progress(fraction: float, message: str) -> None:
 try:
     arguments = dict(
         source=source,
-        files=[deal_path],
+        files=deal_files,
         mapping=mapping,
         history=history_path,
         date_order=date_order,
         progress=show_progress,
+        snapshot_date=snapshot_date,
     )
     if target_db:
         report = ui.write_to(target_db, import_files, **arguments)

@@ -883,7 +883,9 @@ def forecast_from_inputs(
             doc["groups"].append(group_doc)
 
     doc["swing_deals"] = _swing_deals(open_deals, sum(new_var.values()))
-    doc["reps_call"] = _reps_call(open_deals, float(booked_by_group.sum()))
+    doc["reps_call"] = _reps_call(
+        open_deals, float(booked_by_group.sum()), inputs.quarter, inputs.as_of
+    )
     doc["timing"] = _timing_summary(open_deals)
     doc["fallback"] = list(dict.fromkeys(inputs.notes))
     doc["draws"] = draws
@@ -980,12 +982,22 @@ def _swing_deals(open_deals: pd.DataFrame, new_variance: float) -> list[dict]:
     return rows
 
 
-def _reps_call(open_deals: pd.DataFrame, booked: float) -> dict:
-    """Booked plus the reps' own categories as of the as-of date; None where
-    the source has no forecast categories."""
+def _reps_call(
+    open_deals: pd.DataFrame, booked: float, quarter: Quarter, as_of: dt.date
+) -> dict:
+    """Booked plus the reps' own categories as of the as-of date, over the
+    open deals expected to close in the quarter (a deal the rep dates next
+    quarter is not in this quarter's call); None where the source has no
+    forecast categories. Once the quarter has ended the call is what was
+    booked."""
     category = open_deals["forecast_category"]
     if category.isna().all():
         return {"commit": None, "best_case": None, "pipeline": None}
+    if as_of >= quarter.end:
+        return {"commit": booked, "best_case": booked, "pipeline": booked}
+    expected = pd.to_datetime(open_deals["close_date"]).dt.date
+    in_quarter = (expected >= quarter.start) & (expected <= quarter.end)
+    category = category.where(in_quarter.to_numpy())
     amount = open_deals["amount"]
     commit = booked + float(amount[category == "commit"].sum())
     best_case = commit + float(amount[category == "best_case"].sum())

@@ -218,6 +218,52 @@ def test_groups_and_targets(hand_db):
     assert sum(g["expected"] for g in doc["groups"]) == pytest.approx(doc["expected"])
 
 
+def test_reps_call_counts_only_deals_expected_in_the_quarter(hand_db):
+    """A commit deal the rep dates in the next quarter (Q, 2024-10-15) and a
+    best-case deal with no date (N) are not in 2024Q3's call; once 2024Q3
+    has ended the call is what was booked (1,000)."""
+    with store.connect(hand_db) as con:
+        old = dt.date(2024, 1, 10)
+        for deal_id, close_date, category in [
+            ("Q", dt.date(2024, 10, 15), "commit"),
+            ("N", None, "best_case"),
+        ]:
+            _add_deal(
+                con,
+                deal_id,
+                team="North",
+                owner="Ada Quill",
+                amount=5000,
+                created=old,
+                close_date=close_date,
+                category=category,
+            )
+        scores = pd.concat(
+            [
+                HAND_SCORES,
+                pd.DataFrame(
+                    {
+                        "deal_id": ["Q", "N"],
+                        "close_likelihood": [0.5, 0.5],
+                        "p_in_quarter": [0.1, 0.1],
+                    }
+                ),
+            ]
+        )
+        doc = forecast_quarter(con, "2024Q3", AS_OF, scores=scores)
+        ended = forecast_quarter(con, "2024Q3", dt.date(2024, 9, 30), scores=scores)
+    assert doc["reps_call"] == {
+        "commit": 1100.0,
+        "best_case": 1400.0,
+        "pipeline": 1450.0,
+    }
+    assert ended["reps_call"] == {
+        "commit": 1000.0,
+        "best_case": 1000.0,
+        "pipeline": 1000.0,
+    }
+
+
 def test_same_seed_same_output_other_seed_differs():
     rng = np.random.default_rng(11)
     amounts = rng.lognormal(9, 1, 400)

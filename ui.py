@@ -271,10 +271,17 @@ def sidebar() -> Filters:
                 as_of_default = parse_date(_param("as_of"))
             except DealCaseError:
                 st.warning("The as-of date in the link is not a date; using today's.")
+        if as_of_default > today:
+            st.warning(
+                f"The as-of date in the link, {as_of_default.isoformat()}, is after "
+                f"the data's present ({today.isoformat()}); nothing is known after "
+                "it, so the data's present is shown."
+            )
+            as_of_default = today
         as_of = st.date_input(
             "As of",
             value=as_of_default,
-            max_value=max(today, as_of_default),
+            max_value=today,
             key="sidebar_as_of",
             help="The data as it stood at the end of this day.",
         )

@@ -199,7 +199,24 @@ def _run(args: argparse.Namespace):
     if args.command == "import":
         _require_files([*args.files, args.mapping, args.history, args.rates])
     with store.connect(args.db) as con:
+        _require_known_dates(con, args)
         return function(con, **kwargs)
+
+
+def _require_known_dates(con, args: argparse.Namespace) -> None:
+    """Refuse an as-of (or end) date after the data's present: nothing is
+    known after it, and a quarter would look ended that has not."""
+    from dealcase.periods import resolve_as_of
+
+    present = resolve_as_of(con, None)
+    for option, flag in (("as_of", "--as-of"), ("end", "--to")):
+        day = getattr(args, option, None)
+        if day is not None and day > present:
+            raise DealCaseError(
+                f"{flag} {day.isoformat()} is after the data's present, "
+                f"{present.isoformat()} (the latest day the data knows): nothing "
+                "is known after it; give an earlier date or import a newer export"
+            )
 
 
 # Commands that may start a new database file; every other one needs data.

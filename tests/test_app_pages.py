@@ -167,6 +167,19 @@ def test_a_link_reproduces_the_view(monkeypatch, trained_db):
     )
 
 
+def test_a_link_after_the_data_present_shows_the_present(monkeypatch, trained_db):
+    """A link dated after the data's present (2025-11-14) cannot show a
+    quarter as ended that has not: the present is shown, and said so."""
+    at = open_page(monkeypatch, trained_db, quarter="2025Q4", as_of="2026-02-01")
+    no_errors(at)
+    assert at.date_input(key="sidebar_as_of").value == DEMO_TODAY
+    assert "after the data's present (2025-11-14)" in " ".join(
+        w.value for w in at.sidebar.warning
+    )
+    assert not [i.value for i in at.info if "ended on" in i.value]
+    assert [c for c in at.get("plotly_chart") if "distribution" in c.proto.id]
+
+
 # Forecast -----------------------------------------------------------------------
 
 

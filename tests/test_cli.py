@@ -46,6 +46,15 @@ def test_forecast_json_is_one_document_with_the_design_fields(demo_db):
     [
         (("forecast", "--quarter", "2025-3"), "is not a quarter"),
         (("deals", "--quarter", "2025Q4", "--as-of", "14/11/2025"), "not a date"),
+        # the demo's present is 2025-11-14: a later date is not known
+        (
+            ("forecast", "--quarter", "2025Q4", "--as-of", "2025-11-15"),
+            "--as-of 2025-11-15 is after the data's present, 2025-11-14",
+        ),
+        (
+            ("changes", "--from", "2025-11-01", "--to", "2026-01-05"),
+            "--to 2026-01-05 is after the data's present, 2025-11-14",
+        ),
     ],
 )
 def test_bad_arguments_get_one_line(demo_db, args, expected):

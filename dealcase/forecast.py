@@ -80,9 +80,11 @@ FEW_CLOSED = 1000
 # Likelihoods follow the win rate of the closes of the last this many days.
 RECENT_WIN_RATE_DAYS = 91
 MIN_RECENT_CLOSES = 100
-# The check against the previous quarter needs at least this many days
-# left; systematic errors of about this fraction are expected a priori.
-MIN_CHECK_DAYS = 28
+# A past quarter is replayed while this many days of it are left after the
+# same point: late in a quarter the forecast is as short as its replays, and
+# dropping them there would drop their correction all at once. Systematic
+# errors of about CHECK_SYSTEMATIC are expected a priori.
+MIN_CHECK_DAYS = 1
 CHECK_SYSTEMATIC = 0.15
 # The check replays up to this many past quarters; their spread, shrunk
 # towards CHECK_SYSTEMATIC with this many pseudo-quarters, is the drift.

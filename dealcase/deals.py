@@ -10,8 +10,10 @@ import datetime as dt
 import logging
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from dealcase.errors import NotEnoughDataError
 from dealcase.history import deals_as_of
 from dealcase.periods import fiscal_start_month, parse_quarter, resolve_as_of
 from dealcase.report import Report
@@ -79,7 +81,17 @@ def deal_table(
         return pd.DataFrame(columns=DEAL_FIELDS), notes
     deal_ids = pipeline["deal_id"].tolist()
 
-    scores = score_deals(con, as_of, deal_ids, model=model)
+    try:
+        scores = score_deals(con, as_of, deal_ids, model=model)
+    except NotEnoughDataError as error:
+        notes.append(f"no close likelihood: {error}")
+        scores = pd.DataFrame(
+            {
+                "deal_id": deal_ids,
+                "close_likelihood": np.nan,
+                "reasons": [[] for _ in deal_ids],
+            }
+        )
     table = pipeline.merge(
         scores[["deal_id", "close_likelihood", "reasons"]], on="deal_id", how="left"
     )

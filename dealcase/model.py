@@ -608,10 +608,7 @@ def fit_model(
     as_of = parse_date(as_of)
     rows = training_frame(con, as_of, case_features=case_features)
     if rows.empty:
-        raise NotEnoughDataError(
-            f"no deal had closed by {as_of}; import deals with their outcomes "
-            "or choose a later date"
-        )
+        raise NotEnoughDataError(_no_training_rows(con, as_of))
     model = fit_rows(
         rows, order=rows["closed_at"], seed=seed, stage_rates=_stage_defaults(con)
     )
@@ -683,6 +680,27 @@ def score_deals(
 
 _FITTED: dict[tuple, CloseModel] = {}
 MAX_CACHED_FITS = 16
+
+
+def _no_training_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> str:
+    """Why there is nothing to learn from at ``as_of``, in a sentence."""
+    closed = con.execute(
+        "SELECT count(*) FROM deals WHERE outcome IN ('won', 'lost') "
+        "AND closed_on <= ?",
+        [as_of],
+    ).fetchone()[0]
+    if not closed:
+        return (
+            f"no deal had closed by {as_of}; import deals with their outcomes "
+            "or choose a later date"
+        )
+    return (
+        f"the {closed:,} deal(s) closed by {as_of} were never recorded open "
+        "before they closed (their history starts after their close date, as "
+        "in an export whose created dates are the day the data was loaded), "
+        "so there is nothing to learn from yet; exports taken while deals are "
+        "open, or a history with its original dates, give it some"
+    )
 
 
 def cached_fit(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> CloseModel:

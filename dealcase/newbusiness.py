@@ -34,6 +34,8 @@ from dealcase.timing import AgeHazards
 logger = logging.getLogger(__name__)
 
 RATE_WINDOW_DAYS = 28
+# Creations seen over fewer days than this give no rate at all.
+MIN_RATE_WINDOW_DAYS = 7
 AMOUNT_WINDOW_DAYS = 365
 MIN_GROUP_WINS = 30
 # Deals created at least the horizon before the as-of date, over this many
@@ -120,6 +122,13 @@ def estimate_new_business(
         "SELECT min(created_on) FROM deals WHERE created_on <= ?", [as_of]
     ).fetchone()[0]
     window = min(RATE_WINDOW_DAYS, (as_of - first_created).days + 1)
+    if window < MIN_RATE_WINDOW_DAYS:
+        notes.append(
+            f"deals were created over only {window} day(s) before the as-of "
+            "date (as when every deal carries the day the data was loaded): "
+            "too short to tell how many new deals come, new business left out"
+        )
+        return [], notes
     window_start = as_of - dt.timedelta(days=window - 1)
     created = con.execute(
         f"""

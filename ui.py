@@ -122,9 +122,11 @@ def write(function, *args, **kwargs):
 
 
 def write_to(path: str, function, *args, **kwargs):
-    """Like :func:`write`, on another database file (created when missing)."""
-    with store.connect(path) as con:
-        return function(con, *args, **kwargs)
+    """Like :func:`write`, on another database file (created when missing,
+    and removed again when the write fails)."""
+    with store.new_file_removed_on_failure(path):
+        with store.connect(path) as con:
+            return function(con, *args, **kwargs)
 
 
 def guarded(function, *args, **kwargs):

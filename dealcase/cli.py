@@ -198,9 +198,10 @@ def _run(args: argparse.Namespace):
         _require_database(args.db)
     if args.command == "import":
         _require_files([*args.files, args.mapping, args.history, args.rates])
-    with store.connect(args.db) as con:
-        _require_known_dates(con, args)
-        return function(con, **kwargs)
+    with store.new_file_removed_on_failure(args.db):
+        with store.connect(args.db) as con:
+            _require_known_dates(con, args)
+            return function(con, **kwargs)
 
 
 def _require_known_dates(con, args: argparse.Namespace) -> None:

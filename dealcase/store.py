@@ -317,6 +317,25 @@ def connect(
         con.close()
 
 
+@contextlib.contextmanager
+def new_file_removed_on_failure(
+    path: str | os.PathLike | None = None,
+) -> Iterator[None]:
+    """Remove the database file (and its log) created inside the block when
+    the block fails, so that a failed first import leaves no empty database
+    behind. A file that existed before is never touched."""
+    db = database_path(path)
+    if db.exists():
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        for leftover in (db, Path(str(db) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+
+
 def _refuse_non_database(con: duckdb.DuckDBPyConnection, db: Path) -> None:
     # DuckDB opens an existing file of another kind (a CSV, say) as an
     # in-memory database: writes would vanish, so refuse it outright.

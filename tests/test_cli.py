@@ -74,3 +74,15 @@ def test_missing_database_is_named(tmp_path):
     assert str(missing) in result.stderr
     assert not missing.exists()
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_failed_first_import_leaves_no_database_file(tmp_path):
+    bad = tmp_path / "deals.csv"
+    bad.write_text("Id,Name,Amount\n006A,Harbor Tools,1000\n")  # no stage column
+    db = tmp_path / "new.duckdb"
+    result = run_cli("import", "--source", "salesforce", str(bad), db=db)
+
+    assert result.returncode == 1
+    assert "deals.csv" in result.stderr
+    assert not db.exists()
+    assert not (tmp_path / "new.duckdb.wal").exists()

@@ -420,6 +420,19 @@ def percent_column(label: str, **kwargs):
     )
 
 
+def error_column(label: str, **kwargs):
+    """A table column of a percentage error given in percent (``5.7%``):
+    multiply the shares by 100 before showing them."""
+    return st.column_config.NumberColumn(label, format="%.1f%%", **kwargs)
+
+
+def error_percent(share) -> str:
+    """A relative error (0.057) as ``5.7%``."""
+    if share is None or pd.isna(share):
+        return "n/a"
+    return f"{share * 100:.1f}%"
+
+
 def label(name: str) -> str:
     """A column name as people read it: ``close_likelihood`` -> ``Close
     likelihood``."""

@@ -355,8 +355,12 @@ def test_model_page_backtest_on_one_quarter(monkeypatch, trained_db):
         [q["actual"] for q in doc["quarters"]]
     )
     assert metric(at, "Coverage of P10-P90") == ui.percent(doc["summary"]["coverage"])
-    assert metric(at, "Mean absolute % error (P50)") == ui.percent(
-        doc["summary"]["mape"]
+    # the note and the metric round the error alike (5.7%, not 5% or 6%)
+    mape = f"{doc['summary']['mape']:.1%}"
+    assert metric(at, "Mean absolute % error (P50)") == mape
+    assert any(f"MAPE {mape}" in i.value for i in at.info)
+    assert list(shown["abs_pct_error"]) == pytest.approx(
+        [100 * q["abs_pct_error"] for q in doc["quarters"]]
     )
 
 

@@ -184,10 +184,14 @@ quarters = pd.DataFrame(backtest.doc["quarters"])
 summary = backtest.doc["summary"]
 
 cols = st.columns(3)
-cols[0].metric("Quarters", f"{len(quarters)}")
+cols[0].metric(
+    "Forecasts replayed",
+    f"{len(quarters)}",
+    help="Each quarter is forecast as of its first day and of weeks 4 and 8.",
+)
 cols[1].metric(
     "Mean absolute % error (P50)",
-    ui.percent(summary.get("mape")),
+    ui.error_percent(summary.get("mape")),
 )
 cols[2].metric(
     "Coverage of P10-P90",
@@ -229,20 +233,29 @@ figure.update_layout(
     margin=dict(t=60, b=40, l=40, r=20),
 )
 st.plotly_chart(figure, key="model_backtest_chart")
+BASELINE_NAMES = {
+    "weighted_pipeline": "weighted pipeline",
+    "commit": "commit roll-up",
+    "win_rate": "trailing win rate x pipeline",
+    "last_quarter": "last quarter carried forward",
+}
 st.dataframe(
-    quarters,
+    quarters.assign(abs_pct_error=quarters["abs_pct_error"] * 100),
     hide_index=True,
     key="model_backtest",
     column_config={
         "quarter": "Quarter",
+        "as_of": st.column_config.DateColumn("As of"),
         **{
             c: ui.money_column(c.upper() if c[0] == "p" else "Actual", currency)
             for c in ("actual", "p10", "p50", "p90")
         },
-        "abs_pct_error": st.column_config.NumberColumn(
-            "Error of the P50", format="percent", step=0.01
-        ),
+        "abs_pct_error": ui.error_column("Error of the P50"),
         "covered": st.column_config.CheckboxColumn("Inside P10-P90"),
+        **{
+            name: ui.money_column(f"Baseline: {text}", currency)
+            for name, text in BASELINE_NAMES.items()
+        },
     },
 )
 
@@ -251,11 +264,17 @@ if baselines:
     st.markdown("**Against simple baselines (mean absolute % error of the P50)**")
     st.dataframe(
         pd.DataFrame(
-            [{"forecast": "DealCase", "mape": summary["mape"], "rows": len(quarters)}]
+            [
+                {
+                    "forecast": "DealCase",
+                    "mape": summary["mape"] * 100,
+                    "rows": len(quarters),
+                }
+            ]
             + [
                 {
-                    "forecast": f"Baseline: {ui.label(name).lower()}",
-                    "mape": value["mape"],
+                    "forecast": f"Baseline: {BASELINE_NAMES.get(name, name)}",
+                    "mape": None if value["mape"] is None else value["mape"] * 100,
                     "rows": value["rows"],
                 }
                 for name, value in baselines.items()
@@ -265,9 +284,7 @@ if baselines:
         key="model_backtest_baselines",
         column_config={
             "forecast": "Forecast",
-            "mape": st.column_config.NumberColumn(
-                "Mean absolute % error", format="percent", step=0.01
-            ),
+            "mape": ui.error_column("Mean absolute % error"),
             "rows": "Forecasts scored",
         },
     )

@@ -9,6 +9,7 @@ copy them first with ``copy_db``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,11 @@ import pytest
 from dealcase import store
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# The public data files live beside the checkout (../shared/data); a checkout
+# elsewhere names them with DEALCASE_SHARED_DATA.
+SHARED_DATA = Path(
+    os.environ.get("DEALCASE_SHARED_DATA") or ROOT.parent / "shared" / "data"
+)
 DEMO_TODAY = dt.date(2025, 11, 14)
 DEMO_SEED = 7
 DEMO_SCALE = 0.15
@@ -26,7 +31,11 @@ DEMO_SCALE = 0.15
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
-        pytest.fail(f"real data files are missing: expected {SHARED_DATA}")
+        pytest.fail(
+            f"real data files are missing: expected {SHARED_DATA} (the shared "
+            "data folder beside this checkout; elsewhere set DEALCASE_SHARED_DATA "
+            "to its path)"
+        )
     return SHARED_DATA
 
 

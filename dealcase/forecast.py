@@ -882,6 +882,9 @@ def forecast_from_inputs(
                 )
             )
             group_doc["histogram"] = _histogram(distribution.groups[i])
+            # The deals that swing this group's result, as shares of its own
+            # spread (the company's list holds its own top deals).
+            group_doc["swing_deals"] = _swing_deals(members, new_var.get(name, 0.0))
             doc["groups"].append(group_doc)
 
     doc["swing_deals"] = _swing_deals(open_deals, sum(new_var.values()))

@@ -220,6 +220,20 @@ def test_forecast_page_shows_the_library_forecast(monkeypatch, trained_db, model
     assert scenario["p50"] != doc["p50"]
 
 
+def test_a_team_sees_the_deals_that_swing_its_own_range(monkeypatch, trained_db, model):
+    doc = library(
+        trained_db, forecast_quarter, QUARTER, DEMO_TODAY, by="team", model=model
+    )
+    team = max(doc["groups"], key=lambda g: len(g["swing_deals"]))
+    at = open_page(monkeypatch, trained_db, team=team["name"])
+    no_errors(at)
+
+    assert metric(at, "P50") == ui.money_short(team["p50"])
+    shown = table(at, "forecast_swing")
+    assert list(shown["deal_id"]) == [r["deal_id"] for r in team["swing_deals"]]
+    assert set(shown["team"]) == {team["name"]}
+
+
 def test_an_ended_quarter_shows_its_result_not_a_range(monkeypatch, trained_db, model):
     at = open_page(monkeypatch, trained_db, quarter="2025Q3")
     no_errors(at)

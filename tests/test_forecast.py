@@ -216,6 +216,11 @@ def test_groups_and_targets(hand_db):
     # North reaches 250 only when B (300) is won: 0.2 (simulated)
     assert groups["North"]["p_reach_target"] == pytest.approx(0.2, abs=0.02)
     assert sum(g["expected"] for g in doc["groups"]) == pytest.approx(doc["expected"])
+    # each group's swing deals are its own, as shares of its own spread:
+    # North A (2,500) and B (14,400); South C is certain (no spread)
+    north = {r["deal_id"]: r["share_of_spread"] for r in groups["North"]["swing_deals"]}
+    assert north == pytest.approx({"B": 14400 / 16900, "A": 2500 / 16900})
+    assert groups["South"]["swing_deals"] == []
 
 
 def test_reps_call_counts_only_deals_expected_in_the_quarter(hand_db):

@@ -223,7 +223,13 @@ st.dataframe(
         },
         "new_business": ui.money_column("New business", currency),
         "p_reach_target": ui.percent_column("Chance to reach target"),
-        "open_deals": st.column_config.NumberColumn("Open deals", format="localized"),
+        "open_deals": st.column_config.NumberColumn(
+            "Open deals",
+            format="localized",
+            help="Every open deal, whatever its expected close date: any of "
+            "them may still be won this quarter. The Pipeline page lists the "
+            "ones dated in the quarter.",
+        ),
     },
 )
 
@@ -247,7 +253,9 @@ else:
 # The deals that swing it most -------------------------------------------------
 
 st.subheader("The deals that swing it most")
-swing = ui.select(pd.DataFrame(company["swing_deals"]), filters)
+swing = pd.DataFrame(headline.get("swing_deals", company["swing_deals"]))
+if filters.owner and "owner" in swing:
+    swing = swing[swing["owner"] == filters.owner].reset_index(drop=True)
 ui.deal_table(
     swing,
     key="forecast_swing",

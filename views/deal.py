@@ -110,7 +110,10 @@ with likelihood_tab:
                 "Close likelihood",
                 ui.percent(row["close_likelihood"]),
                 help=f"Base rate {ui.percent(row['base_rate'])} plus the effects "
-                "below.",
+                "below: the chance the deal is won once it closes, whenever that "
+                "is. The forecast multiplies it by the chance it closes this "
+                "quarter and scales it by how past quarters turned out (see the "
+                "notes on the Forecast page).",
             )
             reasons = pd.DataFrame(row["reasons"] or [])
             if not reasons.empty:

@@ -99,7 +99,12 @@ columns = [
 if deals["close_date"].isna().all():
     columns.remove("close_date")
     st.caption("The source gives no expected close dates for these open deals.")
-st.caption("Click a row, or its 'open' link, to see the deal.")
+st.caption(
+    "Close likelihood is the chance a deal is won once it closes, whenever "
+    "that is; the forecast multiplies it by the chance it closes this quarter "
+    "and scales it by how past quarters turned out (its notes say by how "
+    "much). Click a row, or its 'open' link, to see the deal."
+)
 ui.deal_table(
     shown[columns],
     key="pipeline_deals",

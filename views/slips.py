@@ -159,6 +159,12 @@ else:
 # Drivers ----------------------------------------------------------------------
 
 st.subheader("What makes deals slip")
+st.caption(
+    "The list above counts every deal that was expected in the quarter and "
+    "not won in it: lost, pushed out or still open. The drivers measure "
+    "pushes only (a deal still open when its quarter ended): why deals are "
+    "lost is the close-likelihood model's subject, on the Deal and Model pages."
+)
 drivers = pd.DataFrame(slips.doc.get("drivers", []))
 if drivers.empty:
     st.info("Too few closed deals to tell what drives slips.")

@@ -451,6 +451,12 @@ def labelled(table: pd.DataFrame, config: dict | None = None) -> dict:
     return config
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 deal``, ``6,539 deals``."""
+    n = int(n)
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def percent(share) -> str:
     """A probability (0..1) as ``42%``."""
     if share is None or pd.isna(share):
@@ -641,7 +647,7 @@ def case_view(deal_id: str, as_of: dt.date, *, key: str) -> None:
             f"{STATUS_ICONS.get(s, '')} {s}" + (" (stale)" if stale else "")
             for s, stale in zip(case["status"], case["stale"])
         ],
-        dimension=[_dimension_labels().get(d, d) for d in case["dimension"]],
+        dimension=[dimension_labels().get(d, d) for d in case["dimension"]],
     )[
         [
             "dimension",
@@ -690,7 +696,9 @@ def case_view(deal_id: str, as_of: dt.date, *, key: str) -> None:
         )
 
 
-def _dimension_labels() -> dict:
+def dimension_labels() -> dict:
+    """Dimension codes as managers read them (``compelling_event`` ->
+    ``Compelling event``)."""
     from dealcase.case import DIMENSION_LABELS
 
     return DIMENSION_LABELS
@@ -734,7 +742,7 @@ def case_editor(deal_id: str, *, key: str, owner: str | None = None) -> None:
             "tick *re-checked* to confirm an answer is still true."
         )
         author = st.text_input("Your name", key=f"{prefix}_author", max_chars=80)
-        labels = _dimension_labels()
+        labels = dimension_labels()
         for row in current.itertuples():
             st.markdown(
                 f"**{labels.get(row.dimension, row.dimension)}**: {row.text}"
@@ -800,7 +808,7 @@ def case_editor(deal_id: str, *, key: str, owner: str | None = None) -> None:
     for answer in answers:
         st.session_state.pop(f"{prefix}_{answer['question_id']}_recheck", None)
     st.session_state[f"{prefix}_saved"] = (
-        f"Saved {len(answers)} answers for {deal_id}; score, red flags and "
+        f"Saved {count(len(answers), 'answer')} for {deal_id}; score, red flags and "
         "coaching now include them."
     )
     st.rerun()

@@ -845,7 +845,9 @@ def slips_report(
         counts = ", ".join(
             f"{count} {kind.replace('_', ' ')}" for kind, count in outcomes.items()
         )
-        notes = [f"{len(slipped)} deals slipped from {period.name}{running}: {counts}."]
+        notes = [
+            f"{len(slipped):,} deals slipped from {period.name}{running}: {counts}."
+        ]
     if info["rows"] == 0:
         notes.append(
             "No closed quarter had open deals expected to close in it (the data "
@@ -856,7 +858,7 @@ def slips_report(
         notes.append(
             f"Drivers over {len(info['quarters'])} closed quarters: their "
             "pipelines on the first day, after 30 and 60 days and two weeks "
-            f"before the end ({info['deals']} deals, {info['rows']} "
+            f"before the end ({info['deals']:,} deals, {info['rows']:,} "
             "deal-checkpoints), each deal as it stood then. A slip here is a "
             "deal still open when its quarter ended (losses are the "
             "close-likelihood model's subject); the low and high bounds are "

@@ -177,6 +177,9 @@ with coaching_tab:
             " · ".join(q["text"] for q in questions)
             for questions in coached["next_questions"]
         ]
+        coached["weakest_dimension"] = coached["weakest_dimension"].map(
+            lambda code: ui.dimension_labels().get(code, code)
+        )
         ui.deal_table(
             coached[
                 [
@@ -196,6 +199,7 @@ with coaching_tab:
                 "case_score": st.column_config.NumberColumn(
                     "Case score", format="%.0f"
                 ),
+                "weakest_dimension": "Weakest dimension",
                 "next_questions": st.column_config.TextColumn(
                     "Ask next", width="large"
                 ),

@@ -199,5 +199,10 @@ with history_tab:
                 "probability": st.column_config.NumberColumn(
                     "CRM probability", format="percent"
                 ),
+                "stage": "Stage",
+                "forecast_category": "Forecast category",
+                "outcome": "Outcome",
+                "next_step": "Next step",
+                "source": "Recorded from",
             },
         )

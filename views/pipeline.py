@@ -30,7 +30,7 @@ deals = ui.select(deals, filters)
 deals["top_reason"] = [ui.top_reason(r) for r in deals["reasons"]]
 deals["flag_count"] = [len(f) if isinstance(f, list) else 0 for f in deals["red_flags"]]
 deals["red_flags"] = [
-    "; ".join(f) if isinstance(f, list) else "" for f in deals["red_flags"]
+    " ".join(f) if isinstance(f, list) else "" for f in deals["red_flags"]
 ]
 
 with st.expander("Filter deals", expanded=False):

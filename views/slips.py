@@ -66,7 +66,8 @@ else:
             text=[
                 ui.money_short(changes["start"], currency),
                 *[
-                    f"{s['count']} deals, {ui.money_short(s['amount'], currency)}"
+                    f"{ui.count(s['count'], 'deal')}, "
+                    f"{ui.money_short(s['amount'], currency)}"
                     for s in steps
                 ],
                 ui.money_short(changes["end"], currency),
@@ -117,7 +118,7 @@ if kinds:
         ["deal_id", "name", "owner", "team", "stage", "amount", "close_date", "outcome"]
     ]
     st.markdown(
-        f"**{STEP_LABELS[step_kind]}**: {step['count']} deals, "
+        f"**{STEP_LABELS[step_kind]}**: {ui.count(step['count'], 'deal')}, "
         f"{ui.money(step['amount'], currency)}"
     )
     ui.deal_table(
@@ -147,7 +148,7 @@ if slipped.empty:
     st.info(f"No deal expected to close in {past_quarter} slipped.")
 else:
     st.caption(
-        f"{len(slipped)} deals were expected to close in {past_quarter} and did not."
+        f"{ui.count(len(slipped), 'deal')} expected to close in {past_quarter} did not."
     )
     ui.deal_table(
         ui.select(slipped, filters),

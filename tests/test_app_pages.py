@@ -519,6 +519,7 @@ def test_data_page_reports_a_bad_file_with_its_line(monkeypatch, trained_db):
     message = " ".join(e.value for e in at.error)
     assert "bad.csv" in message
     assert "line 2, column close_value" in message
+    assert "dealcase-uploads" not in message  # the user's name, not where it is kept
 
 
 # Business case ------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import tempfile
 from pathlib import Path
 
@@ -158,9 +159,15 @@ def saved_upload(upload, folder: Path | None = None) -> Path:
     return path
 
 
+def without_upload_folder(message: str) -> str:
+    """``/tmp/dealcase-uploads/3f2a.../deals.csv`` -> ``deals.csv``."""
+    return re.sub(re.escape(str(UPLOADS)) + r"[/\\][0-9a-f]{16}[/\\]", "", message)
+
+
 def show_input_error(error: DealCaseError) -> None:
-    """An import problem as a sentence with file, line and column."""
-    st.error(f"{error}")
+    """An import problem as a sentence with file, line and column, naming
+    an uploaded file by its own name rather than where it is kept."""
+    st.error(without_upload_folder(str(error)))
     if isinstance(error, InputError):
         where = {
             "file": Path(error.file).name if error.file else None,
@@ -238,7 +245,10 @@ preview = ui.guarded(
     date_order=date_order,
 )
 if preview["error"]:
-    st.error(f"This file cannot be imported as it is: {preview['error']}")
+    st.error(
+        "This file cannot be imported as it is: "
+        + without_upload_folder(preview["error"])
+    )
     st.stop()
 
 st.markdown(

@@ -68,12 +68,25 @@ def emit(report: Report, fmt: str, stream=None) -> None:
         return
     if report.title:
         stream.write(report.title + "\n")
-    with pd.option_context(
-        "display.max_rows", 200, "display.max_columns", 50, "display.width", 160
-    ):
-        stream.write(table.to_string(index=False) + "\n")
+    if table.empty:
+        stream.write("(nothing to show)\n")
+    else:
+        with pd.option_context(
+            "display.max_rows", 200, "display.max_columns", 50, "display.width", 160
+        ):
+            stream.write(
+                table.to_string(index=False, na_rep="", float_format=_number) + "\n"
+            )
     for note in report.notes:
         stream.write(note + "\n")
+
+
+def _number(value: float) -> str:
+    """Numbers in a printed table: whole amounts with thousands separators,
+    shares and rates with three decimals, never scientific notation."""
+    if abs(value) >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.3f}"
 
 
 def _default_table(doc) -> pd.DataFrame:

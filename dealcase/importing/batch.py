@@ -251,13 +251,34 @@ def _text(values: pd.Series) -> pd.Series:
     values = pd.Series(values)
     if not len(values):
         return pd.Series([], index=values.index, dtype="str")
-    text = pc.utf8_trim_whitespace(arrow_text(values))
-    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+    text = arrow_text(values)
+    padded = may_have_padding(text)
+    if padded:
+        text = pc.utf8_trim_whitespace(text)
+    blank = _has_blank(text)
+    if blank:
+        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+    # One contiguous array: later steps then need no copy to combine chunks.
     return pd.Series(pd.array(text, dtype="str"), index=values.index, dtype="str")
+
+
+def _has_blank(text: pa.Array) -> bool:
+    """Whether a cell of the large string array ``text`` is ``""``."""
+    if text.null_count:
+        return bool(pc.any(pc.equal(text, "")).as_py())
+    starts, ends = _offsets(text)
+    return bool((starts == ends).any())
 
 
 def _dates(values: pd.Series) -> pd.Series:
     """Dates as ``datetime64[s]`` at midnight (NaT when unknown)."""
+    series = pd.Series(values)
+    if series.dtype == "datetime64[s]":
+        stamps = series.to_numpy()
+        seconds = stamps[~np.isnat(stamps)].view("i8")
+        if not (seconds % 86400).any():
+            # Dates already: nothing to convert.
+            return series
     return (
         pd.to_datetime(pd.Series(values), errors="coerce")
         .dt.normalize()
@@ -274,8 +295,96 @@ def arrow_text(values) -> pa.Array:
         series = series.astype("str")
     array = pa.array(series)
     if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array.cast(pa.large_string())
+        # One chunk is taken as it is: combining would copy it.
+        if array.num_chunks == 1:
+            array = array.chunk(0)
+        else:
+            array = array.combine_chunks()
+    if array.type != pa.large_string():
+        array = array.cast(pa.large_string())
+    return array
+
+
+def release_memory() -> None:
+    """Hand memory freed by the previous steps back to the system.
+
+    Arrow's allocator keeps freed blocks for reuse, and so does the C
+    library's for the arrays of pandas and numpy (an array of a few million
+    numbers is small enough for its heap); between the steps of a large
+    import that is memory held twice. Costs a few milliseconds.
+    """
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc():
+    """The C library when it is glibc (which has ``malloc_trim``), else None."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _libc()
+
+
+def may_have_padding(text) -> bool:
+    """Whether trimming whitespace could change any cell of ``text``.
+
+    Looks only at each cell's first and last byte: False when none is a
+    space or control byte or a byte of a non-ASCII character, which covers
+    every character that :func:`pyarrow.compute.utf8_trim_whitespace`
+    removes. True does not mean a cell is padded, only that it must be
+    checked.
+
+    ``text`` is a large string array or chunked array (:func:`arrow_text`,
+    :func:`text_chunks`).
+    """
+    for chunk in _chunks(text):
+        if not len(chunk) or chunk.buffers()[2] is None:
+            continue
+        starts, ends = _offsets(chunk)
+        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)
+        filled = ends > starts
+        for edge in (data[starts[filled]], data[ends[filled] - 1]):
+            if ((edge <= 0x20) | (edge >= 0x7F)).any():
+                return True
+    return False
+
+
+def _chunks(text) -> list:
+    return text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+
+
+def _offsets(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end byte of each cell of a large string array."""
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)
+    offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
+    return offsets[:-1], offsets[1:]
+
+
+def text_chunks(values: pd.Series) -> pa.ChunkedArray:
+    """A text Series as Arrow large strings, chunks as they are: unlike
+    :func:`arrow_text` nothing is copied to join them."""
+    if values.dtype == "str":
+        try:
+            array = pa.array(values.array)
+        except (TypeError, pa.ArrowInvalid):
+            array = None
+        if array is not None and pa.types.is_large_string(array.type):
+            if isinstance(array, pa.ChunkedArray):
+                return array
+            return pa.chunked_array([array])
+    return pa.chunked_array([arrow_text(values)])
 
 
 def member(values, candidates) -> np.ndarray:
@@ -292,7 +401,8 @@ def member(values, candidates) -> np.ndarray:
     left = arrow_text(values)
     if not len(left):
         return np.zeros(0, dtype=bool)
-    right = pc.unique(arrow_text(candidates).drop_null())
+    # is_in builds its own set of the candidates: repeats cost nothing.
+    right = arrow_text(candidates).drop_null()
     found = pc.is_in(left, value_set=right, skip_nulls=True)
     return found.fill_null(False).to_numpy(zero_copy_only=False)
 
@@ -301,8 +411,8 @@ def latest_per_deal(frame: pd.DataFrame) -> np.ndarray:
     """Positions in ``frame`` of each deal's latest version.
 
     ``frame`` has ``deal_id`` and ``valid_from``; of versions sharing a deal's
-    latest moment the last in ``frame`` is taken. Sorts integer codes rather
-    than text, so it stays fast for millions of versions.
+    latest moment the last in ``frame`` is taken. Works on integer codes of
+    the deals and needs no sort, so it stays fast for millions of versions.
 
     Returns
     -------
@@ -310,13 +420,70 @@ def latest_per_deal(frame: pd.DataFrame) -> np.ndarray:
     """
     if not len(frame):
         return np.zeros(0, dtype=np.int64)
-    codes, _ = pd.factorize(frame["deal_id"], use_na_sentinel=False)
+    codes = deal_codes(frame["deal_id"])
+    n_deals = int(codes.max()) + 1
+    # NaT is the smallest int64, so an undated version is never the latest
+    # of a deal that has a dated one.
     moments = frame["valid_from"].to_numpy().astype("M8[us]").view("i8")
-    order = np.lexsort((np.arange(len(frame)), moments, codes))
-    grouped = codes[order]
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = grouped[1:] != grouped[:-1]
-    return order[last]
+    latest = np.full(n_deals, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(latest, codes, moments)
+    top = moments == latest[codes]
+    positions = np.full(n_deals, -1, dtype=np.int64)
+    np.maximum.at(positions, codes[top], np.flatnonzero(top))
+    return positions
+
+
+def duplicated_versions(frame: pd.DataFrame, keep="first") -> np.ndarray:
+    """``frame.duplicated(["deal_id", "valid_from"], keep=keep)``: versions
+    of a deal at a moment it has another version at.
+
+    Sorts integer codes of the deals and moments (cheap when the versions
+    are grouped by deal already, as exports list them) instead of hashing
+    pairs of text and time. Missing deal ids are one deal and missing
+    moments one moment, as for :meth:`pandas.DataFrame.duplicated`.
+
+    Returns
+    -------
+    numpy.ndarray of bool, one per row.
+    """
+    size = len(frame)
+    if not size:
+        return np.zeros(0, dtype=bool)
+    codes = deal_codes(frame["deal_id"])
+    moments = frame["valid_from"].to_numpy().astype("M8[us]").view("i8")
+    later = (codes[1:] > codes[:-1]) | (
+        (codes[1:] == codes[:-1]) & (moments[1:] >= moments[:-1])
+    )
+    order = None
+    if not later.all():
+        # Ordered by deal, then moment, then position.
+        order = np.lexsort((np.arange(size), moments, codes))
+        codes, moments = codes[order], moments[order]
+    same = (codes[1:] == codes[:-1]) & (moments[1:] == moments[:-1])
+    repeated = np.zeros(size, dtype=bool)
+    if keep in ("first", False):
+        repeated[1:] |= same
+    if keep in ("last", False):
+        repeated[:-1] |= same
+    if order is None:
+        return repeated
+    result = np.empty(size, dtype=bool)
+    result[order] = repeated
+    return result
+
+
+def deal_codes(values) -> np.ndarray:
+    """An integer code per value, equal exactly when the texts are equal
+    (missing values share one code); codes count up from 0 in order of
+    first appearance.
+
+    Returns
+    -------
+    numpy.ndarray of int64, one per value.
+    """
+    text = arrow_text(values)
+    encoded = pc.dictionary_encode(text, null_encoding="encode")
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 # Characters json.dumps writes as a short escape; other control characters
@@ -362,19 +529,79 @@ def attributes_json(frame: pd.DataFrame, names: dict[str, str]) -> pd.Series:
     """
     if not names:
         return pd.Series(["{}"] * len(frame), index=frame.index, dtype="str")
-    separator = pa.scalar(", ", pa.large_string())
+    attributes = sorted(names)
+    columns = []
+    for attribute in attributes:
+        text = arrow_text(frame[names[attribute]])
+        columns.append(
+            pc.utf8_trim_whitespace(text) if may_have_padding(text) else text
+        )
+    # Rows often repeat the same few values (types, sources): the text is
+    # then written once per distinct row and spread back.
+    distinct = _distinct_rows(columns)
+    if distinct is None:
+        texts = _attributes_text(attributes, columns)
+    else:
+        first, inverse = distinct
+        few = _attributes_text(attributes, [c.take(first) for c in columns])
+        texts = pc.take(few, inverse)
+    return pd.Series(pd.array(texts, dtype="str"), index=frame.index, dtype="str")
+
+
+def _distinct_rows(columns: list) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each distinct row of ``columns`` (text arrays of one length)
+    first occurs and which distinct row each row is; None when rows repeat
+    too little for this to pay."""
+    size = len(columns[0])
+    if not size:
+        return None
+    key = np.zeros(size, dtype=np.int64)
+    span = 1
+    for column in columns:
+        encoded = pc.dictionary_encode(column, null_encoding="encode")
+        count = len(encoded.dictionary)
+        span *= count
+        if span * 2 > size or span >= 2**62:
+            return None
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        key = key * count + codes
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return first, inverse.ravel()
+
+
+def _attributes_text(attributes: list[str], columns: list) -> pa.Array:
+    """The JSON object text of each row, from trimmed text ``columns`` (one
+    per attribute, in the order of the sorted ``attributes``)."""
     empty = pa.scalar("", pa.large_string())
     pieces = []
-    for attribute in sorted(names):
-        text = pc.utf8_trim_whitespace(arrow_text(frame[names[attribute]]))
-        absent = pc.or_(pc.equal(text, ""), pc.equal(text, "nan")).fill_null(True)
+    for attribute, text in zip(attributes, columns):
         key = pa.scalar(json.dumps(attribute, ensure_ascii=False) + ": ", text.type)
-        piece = pc.binary_join_element_wise(key, _json_strings(text), separator, empty)
-        pieces.append(pc.if_else(absent, empty, piece))
+        pieces.append(_by_distinct(text, _attribute_piece, key))
     # Every present piece ends with ", "; the last one's is cut off.
     joined = pc.binary_join_element_wise(*pieces, empty)
     joined = pc.utf8_slice_codeunits(joined, 0, -2)
     brace_open = pa.scalar("{", pa.large_string())
     brace_close = pa.scalar("}", pa.large_string())
-    texts = pc.binary_join_element_wise(brace_open, joined, brace_close, empty)
-    return pd.Series(pd.array(texts, dtype="str"), index=frame.index, dtype="str")
+    return pc.binary_join_element_wise(brace_open, joined, brace_close, empty)
+
+
+def _attribute_piece(text: pa.Array, key: pa.Scalar) -> pa.Array:
+    """``"key": "value", `` for each text, ``""`` where it is empty."""
+    separator = pa.scalar(", ", pa.large_string())
+    empty = pa.scalar("", pa.large_string())
+    absent = pc.or_(pc.equal(text, ""), pc.equal(text, "nan")).fill_null(True)
+    piece = pc.binary_join_element_wise(key, _json_strings(text), separator, empty)
+    return pc.if_else(absent, empty, piece).fill_null("")
+
+
+def _by_distinct(text: pa.Array, function, *args) -> pa.Array:
+    """``function(text, *args)``, worked out once per distinct value when a
+    column repeats its values (types, sources, stages) and spread back by
+    position.
+
+    ``function`` maps text to text of the same length, value by value.
+    """
+    encoded = pc.dictionary_encode(text, null_encoding="encode")
+    if len(encoded.dictionary) * 2 > len(text):
+        return function(text, *args)
+    return pc.take(function(encoded.dictionary, *args), encoded.indices)

@@ -519,6 +519,27 @@ def _arrow_floats(values: pd.Series) -> np.ndarray:
     return pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
 
 
+def _plain_amounts(text: pd.Series) -> np.ndarray | None:
+    """Amounts of a column holding only plain numbers (``1250.5``, ``-3``)
+    and blanks, read in one pass without looking at distinct values; None
+    when any value needs the general parser.
+
+    ``text`` is stripped, with ``""`` for missing values.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = pa.array(text.array, type=pa.large_string())
+    blank = pc.equal(array, "")
+    plain = pc.match_substring_regex(array, _PLAIN_NUMBER)
+    if not pc.all(pc.or_(plain, blank)).as_py():
+        return None
+    numbers = pc.cast(pc.if_else(blank, "0", array), pa.float64())
+    amounts = np.round(numbers.to_numpy(zero_copy_only=False), 2)
+    amounts[blank.to_numpy(zero_copy_only=False)] = np.nan
+    return amounts
+
+
 def _parse_money_distinct(
     distinct: pd.Series, first, *, file, column, line_numbers, warnings
 ) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -623,6 +644,12 @@ def parse_money(
         decimal points, with its line.
     """
     text = _as_text(values)
+    simple = _plain_amounts(text)
+    if simple is not None:
+        return (
+            pd.Series(simple, dtype=float),
+            pd.Series(np.full(len(simple), None, dtype=object), dtype=object),
+        )
     codes, uniques, first = _distinct(text)
     distinct = pd.Series(uniques, dtype="str")
     blank = (distinct == "").to_numpy()

@@ -9,8 +9,11 @@ Parsing is done in two ways that give the same result. A clean file is read
 with pyarrow's multi-threaded CSV reader; a file that pyarrow cannot take as
 is (ragged rows, blank lines between rows) goes through Python's ``csv``
 module, which reports the exact line of any problem. Both read the whole
-decoded text, so a quoted cell with commas and line breaks is understood
-wherever it occurs, even after thousands of rows without quotes.
+text, so a quoted cell with commas and line breaks is understood wherever it
+occurs, even after thousands of rows without quotes. A large clean file
+(:data:`DISK_ROUTE_BYTES` and more) is checked a slice at a time and parsed
+by pyarrow from disk, so that its bytes are not held in memory beside the
+table.
 """
 
 from __future__ import annotations
@@ -26,12 +29,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from dealcase.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 DELIMITERS = (",", ";", "\t", "|")
+# Files from this size on are parsed from disk rather than read into memory
+# whole first (when the fast route applies), which halves the memory needed.
+DISK_ROUTE_BYTES = 1 << 26
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 
 # NUL bytes, C0 controls other than tab/CR/LF, DEL and C1 controls: never
@@ -148,8 +155,18 @@ def read_table(path, *, encoding: str | None = None, engine: str = "auto") -> Ra
             file=path,
         )
 
-    data = path.read_bytes()
     blank_bytes = b"\x00 \t\r\n\xef\xbb\xbf"
+    size = path.stat().st_size
+    if engine == "auto" and encoding is None and size >= DISK_ROUTE_BYTES:
+        # A large file is parsed from disk when it can be, not read whole.
+        with open(path, "rb") as handle:
+            start = handle.read(1 << 16)
+        if start[:4096].strip(blank_bytes):
+            _refuse_binary(start, path)
+            table = _read_utf8_file(path, size)
+            if table is not None:
+                return table
+    data = path.read_bytes()
     if not data[:4096].strip(blank_bytes) and not data.strip(blank_bytes):
         raise InputError("the file is empty: expected a header line", file=path, line=1)
     _refuse_binary(data, path)
@@ -247,6 +264,101 @@ def _has_c0_bytes(data: bytes, chunk: int = 1 << 24) -> bool:
     return False
 
 
+@dataclass
+class _Scan:
+    """Line breaks in a file's body (counts of CR, LF and CR LF), and
+    whether the file holds control characters anywhere."""
+
+    controls: bool = False
+    returns: int = 0
+    line_feeds: int = 0
+    crlf: int = 0
+
+
+def _controls_in(piece: bytes, before: bytes = b"") -> bool:
+    """Whether ``piece`` holds a C0 control byte (but TAB, LF, CR) or a UTF-8
+    C1 control; ``before`` is the byte preceding it, for a C1 control split
+    between two pieces."""
+    if len(piece) != len(piece.translate(None, _C0_BYTES)):
+        return True
+    if before and _C1_UTF8.match(before + piece[:1]):
+        return True
+    return b"\xc2" in piece and _C1_UTF8.search(piece) is not None
+
+
+class _Bytes:
+    """A file's bytes held whole."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.size = len(data)
+
+    def read(self, start: int, stop: int) -> bytes:
+        return self.data[start:stop]
+
+    def scan(self, start: int, end: int) -> _Scan:
+        data = self.data
+        if _has_c0_bytes(data) or (b"\xc2" in data and _C1_UTF8.search(data)):
+            return _Scan(controls=True)
+        returns = data.count(b"\r", start, end)
+        return _Scan(
+            returns=returns,
+            line_feeds=data.count(b"\n", start, end),
+            crlf=data.count(b"\r\n", start, end) if returns else 0,
+        )
+
+    def body(self, start: int, end: int):
+        return memoryview(self.data)[start:end]
+
+
+class _DiskFile:
+    """A large file left on disk: scanned a slice at a time and parsed by
+    Arrow from the file, so that its bytes are never held whole beside the
+    table read from them."""
+
+    chunk = 1 << 24
+
+    def __init__(self, path: Path, size: int):
+        self.path = path
+        self.size = size
+
+    def read(self, start: int, stop: int) -> bytes:
+        with open(self.path, "rb") as handle:
+            handle.seek(start)
+            return handle.read(max(0, stop - start))
+
+    def scan(self, start: int, end: int) -> _Scan:
+        """Controls over the whole file, line breaks from ``start`` to
+        ``end``, in one pass."""
+        found = _Scan()
+        previous = b""
+        offset = 0
+        with open(self.path, "rb") as handle:
+            while piece := handle.read(self.chunk):
+                if _controls_in(piece, previous):
+                    return _Scan(controls=True)
+                low, high = max(start - offset, 0), min(end - offset, len(piece))
+                if low < high:
+                    body = piece[low:high] if (low, high) != (0, len(piece)) else piece
+                    found.line_feeds += body.count(b"\n")
+                    if b"\r" in body:
+                        found.returns += body.count(b"\r")
+                        found.crlf += body.count(b"\r\n")
+                    if low == 0 and previous == b"\r" and body[:1] == b"\n":
+                        found.crlf += offset > start
+                previous = piece[-1:]
+                offset += len(piece)
+        return found
+
+    def body(self, start: int, end: int):
+        import pyarrow as pa
+
+        # Only line breaks follow ``end`` (see _read_utf8), which Arrow skips.
+        handle = pa.OSFile(str(self.path))
+        handle.seek(start)
+        return handle
+
+
 def _read_utf8_bytes(path: Path, data: bytes) -> RawTable | None:
     """The common case, read straight from the file's bytes by Arrow.
 
@@ -254,17 +366,29 @@ def _read_utf8_bytes(path: Path, data: bytes) -> RawTable | None:
     ragged rows; None sends the file down the general route, which decodes
     it, so every other case is handled (and reported) there.
     """
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return None
-    if _has_c0_bytes(data):
-        return None
-    if b"\xc2" in data and _C1_UTF8.search(data):
-        return None
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    return _read_utf8(path, _Bytes(data))
+
+
+def _read_utf8_file(path: Path, size: int) -> RawTable | None:
+    """:func:`_read_utf8_bytes` of a large file, without reading it whole.
+
+    Also None for a file with a report trailer: the general route cuts it.
+    """
+    return _read_utf8(path, _DiskFile(path, size))
+
+
+def _read_utf8(path: Path, source) -> RawTable | None:
+    size = source.size
     window = 1 << 20
+    first = source.read(0, window + 4)
+    if first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    if _controls_in(first):
+        return None
+    bom = len(codecs.BOM_UTF8) if first.startswith(codecs.BOM_UTF8) else 0
     try:
         head = codecs.getincrementaldecoder("utf-8")().decode(
-            data[bom : bom + window], final=len(data) - bom <= window
+            first[bom : bom + window], final=size - bom <= window
         )
     except UnicodeDecodeError:
         return None
@@ -272,39 +396,45 @@ def _read_utf8_bytes(path: Path, data: bytes) -> RawTable | None:
     if head[:1] in ("\r", "\n"):
         return None
     header, body_start, header_lines = _read_header(head, delimiter, path)
-    if body_start >= len(head) and len(data) - bom > window:
+    if body_start >= len(head) and size - bom > window:
         return None
     columns, renamed = _unique_columns(header)
     _check_header(header, path)
     start = bom + len(head[:body_start].encode("utf-8"))
 
     # The end of the file, from a character boundary, for a report trailer.
-    tail_from = max(start, len(data) - 65536)
-    while tail_from < len(data) and 0x80 <= data[tail_from] < 0xC0:
-        tail_from += 1
+    last_from = max(start, size - 65536)
+    last = source.read(last_from, size)
+    skip = 0
+    while skip < len(last) and 0x80 <= last[skip] < 0xC0:
+        skip += 1
+    tail_from = last_from + skip
     try:
-        tail = data[tail_from:].decode("utf-8")
+        tail = last[skip:].decode("utf-8")
     except UnicodeDecodeError:
         return None
     kept, metadata = _split_report_trailer(tail, delimiter, len(columns))
     if metadata and not kept.strip() and tail_from > start:
         return None
-    end = len(data) - len(tail[len(kept) :].encode("utf-8"))
-    while end > start and data[end - 1] in (0x0A, 0x0D):
+    if metadata and isinstance(source, _DiskFile):
+        # Arrow reads the file to its end; the general route cuts the trailer.
+        return None
+    end = size - len(tail[len(kept) :].encode("utf-8"))
+    floor = max(start, last_from)
+    while end > floor and last[end - 1 - last_from] in (0x0A, 0x0D):
         end -= 1
-    if end <= start:
+    if end <= start or (end == floor and floor > start):
+        # Nothing but line breaks at the end of a large file: general route.
         return None
-    body = memoryview(data)[start:end]
-    returns = data.count(b"\r", start, end)
-    # Blank lines; with no carriage return at all only one pattern can occur.
-    pairs = (b"\n\n", b"\r\r", b"\n\r") if returns else (b"\n\n",)
-    if data[start] in (0x0A, 0x0D) or any(
-        data.find(pair, start, end) >= 0 for pair in pairs
-    ):
+    if source.read(start, start + 1) in (b"\n", b"\r"):
         return None
-    breaks = data.count(b"\n", start, end)
-    if returns:
-        breaks += returns - data.count(b"\r\n", start, end)
+    scan = source.scan(start, end)
+    if scan.controls:
+        return None
+    breaks = scan.line_feeds
+    if scan.returns:
+        breaks += scan.returns - scan.crlf
+    body = source.body(start, end)
     fast = _parse_with_arrow(body, breaks, delimiter, columns, 1 + header_lines)
     if fast is None:
         return None
@@ -529,26 +659,41 @@ def _parse_with_arrow(
 ) -> tuple[pd.DataFrame, list[int]] | None:
     """Read a well-formed body with pyarrow; None when the csv path must run.
 
-    ``encoded`` is the body as UTF-8 without trailing line breaks and without
-    blank lines (pyarrow skips those silently, which would shift line
-    numbers); ``breaks`` is the number of line breaks in it.
+    ``encoded`` is the body as UTF-8 without blank lines (pyarrow skips those
+    silently, which would shift line numbers): bytes without trailing line
+    breaks, or an Arrow file positioned at the body's start and followed only
+    by line breaks (closed here). ``breaks`` is the number of line breaks in
+    the body.
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
+    options = {
+        "read_options": pa_csv.ReadOptions(column_names=columns),
+        "parse_options": pa_csv.ParseOptions(
+            delimiter=delimiter, newlines_in_values=True
+        ),
+        "convert_options": pa_csv.ConvertOptions(
+            # Large strings are what pandas' str dtype holds: the frame then
+            # shares Arrow's buffers instead of copying every cell.
+            column_types={name: pa.large_string() for name in columns},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+        # The C library's allocator gives the memory of a table back to the
+        # system once it is freed; Arrow's default one keeps much of it for
+        # reuse, which for a table of millions of cells means hundreds of
+        # megabytes held after the text has been parsed.
+        "memory_pool": pa.system_memory_pool(),
+    }
     try:
-        table = pa_csv.read_csv(
-            pa.BufferReader(pa.py_buffer(encoded)),
-            read_options=pa_csv.ReadOptions(column_names=columns),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter, newlines_in_values=True
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in columns},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        if isinstance(encoded, pa.NativeFile):
+            try:
+                table = _read_in_batches(encoded, options)
+            finally:
+                encoded.close()
+        else:
+            table = pa_csv.read_csv(pa.BufferReader(pa.py_buffer(encoded)), **options)
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
 
@@ -556,29 +701,79 @@ def _parse_with_arrow(
     if breaks == n_rows - 1:
         line_numbers = list(range(first_line, first_line + n_rows))
     else:
-        line_numbers = _arrow_line_numbers(table, first_line)
+        line_numbers = _arrow_line_numbers(table, first_line, breaks)
+        if line_numbers is None:
+            return None
     frame = table.to_pandas()
     frame.columns = columns
     return frame, line_numbers
 
 
-def _arrow_line_numbers(table, first_line: int) -> list[int]:
+def _read_in_batches(source, options: dict):
+    """A large file's table, parsed a batch at a time.
+
+    The memory that parsing leaves behind is handed back every few batches,
+    which keeps the peak close to the size of the table itself.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    from dealcase.importing.batch import release_memory
+
+    reader = pa_csv.open_csv(source, **options)
+    batches = []
+    for number, batch in enumerate(reader, start=1):
+        batches.append(batch)
+        if number % 48 == 0:
+            release_memory()
+    table = pa.Table.from_batches(batches, schema=reader.schema)
+    release_memory()
+    return table
+
+
+def _arrow_line_numbers(table, first_line: int, breaks: int) -> list[int] | None:
+    """The line each row of ``table`` starts on, from the line breaks in its
+    cells; None when the body has a blank line (Arrow skips those, so the
+    rows then span fewer lines than ``breaks`` tells) or a cell holds one.
+
+    Without blank lines the body's ``breaks`` are the ``n - 1`` between its
+    rows plus those inside cells, so comparing the two finds any blank line.
+    """
     import pyarrow.compute as pc
 
     extra = np.zeros(table.num_rows, dtype=np.int64)
     for column in table.columns:
-        lf = pc.count_substring(column, "\n").to_numpy(zero_copy_only=False)
-        if not lf.any() and not pc.any(pc.match_substring(column, "\r")).as_py():
+        if not _holds_line_break(column):
             continue
+        for pair in ("\n\n", "\r\r", "\n\r"):
+            if pc.any(pc.match_substring(column, pair)).as_py():
+                return None
+        lf = pc.count_substring(column, "\n").to_numpy(zero_copy_only=False)
         cr = pc.count_substring(column, "\r").to_numpy(zero_copy_only=False)
         crlf = pc.count_substring(column, "\r\n").to_numpy(zero_copy_only=False)
         extra += lf + cr - crlf
+    if table.num_rows - 1 + int(extra.sum()) != breaks:
+        return None
     starts = (
         first_line
         + np.arange(table.num_rows)
         + np.concatenate([[0], np.cumsum(extra)[:-1]])
     )
     return starts.tolist()
+
+
+def _holds_line_break(column) -> bool:
+    """Whether a text column (Arrow array or chunked array) may hold a CR or
+    LF; looks at the bytes of its buffers, so it can only err towards True."""
+    chunks = column.chunks if hasattr(column, "chunks") else [column]
+    for chunk in chunks:
+        data = chunk.buffers()[2]
+        if data is None:
+            continue
+        data = np.frombuffer(data, dtype=np.uint8)
+        if ((data == 0x0A) | (data == 0x0D)).any():
+            return True
+    return False
 
 
 def _parse_with_csv(
@@ -660,9 +855,15 @@ def _drop_empty_rows(
 ) -> tuple[pd.DataFrame, list[int], int]:
     if frame.empty or len(frame.columns) == 0:
         return frame, line_numbers, 0
+    from dealcase.importing.batch import may_have_padding, text_chunks
+
     empty = np.ones(len(frame), dtype=bool)
     for name in frame.columns:
-        empty &= (frame[name].str.strip() == "").to_numpy()
+        text = text_chunks(frame[name])
+        if may_have_padding(text):
+            text = pc.utf8_trim_whitespace(text)
+        blank = pc.equal(text, "").fill_null(False)
+        empty &= blank.to_numpy(zero_copy_only=False)
         if not empty.any():
             return frame, line_numbers, 0
     keep = ~empty

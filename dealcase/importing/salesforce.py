@@ -55,12 +55,15 @@ from dealcase.importing.batch import (
     STATE_FIELDS,
     DealBatch,
     SkippedRows,
-    arrow_text,
     attributes_json,
     conform_deals,
     conform_versions,
+    duplicated_versions,
     latest_per_deal,
+    may_have_padding,
     member,
+    release_memory,
+    text_chunks,
 )
 from dealcase.importing.readers import read_table
 from dealcase.importing.salesforce_files import (
@@ -78,6 +81,14 @@ logger = logging.getLogger(__name__)
 REQUIRED = ("Id", "StageName")
 ATTRIBUTE_COLUMNS = ("Type", "LeadSource", "Description")
 HISTORY_REQUIRED = ("OpportunityId", "CreatedDate", "StageName")
+HISTORY_USED = (
+    *HISTORY_REQUIRED,
+    "IsDeleted",
+    "Amount",
+    "CloseDate",
+    "Probability",
+    "ForecastCategory",
+)
 
 
 def build_salesforce_batch(
@@ -139,39 +150,50 @@ def build_salesforce_batch(
     accounts = account_table(found.one("account"))
     deals, lines = _opportunities(raw, skipped, warnings, date_order, users, accounts)
     rows_read = len(raw.frame)
-    raw.frame = raw.frame.iloc[:0]
+    # The text of the rows is not needed any more.
+    raw.frame, raw.line_numbers = raw.frame.iloc[:0], []
+    release_memory()
 
     parts = []
     history_rows = 0
     for history_path in found.paths("history"):
         history_raw = read_table(history_path)
+        release_memory()
         warnings += history_raw.warnings
-        rows = _history(history_raw, deals, skipped, warnings, date_order)
         history_rows += len(history_raw.frame)
-        # The text of millions of history rows is not needed any more.
+        parts.append(_history(history_raw, deals, skipped, warnings, date_order))
         del history_raw
-        parts.append(rows)
+        release_memory()
     versions = (
         pd.concat(parts, ignore_index=True)
         if len(parts) > 1
         else next(iter(parts), None)
     )
+    del parts
     if versions is None:
         versions = pd.DataFrame()
-    versions = _complete_history(deals, conform_versions(versions))
-
+    # Rebound at once, so that the unconformed rows are freed.
+    versions = conform_versions(versions)
+    stages = _stages(deals)
     seen = [
         deals["created_on"].max(),
         deals["closed_on"].max(),
         deals["modified_at"].max(),
     ]
+    # Conformed once: the deals of the batch and the state history completes.
+    current = current_state(deals)
+    del deals
+    release_memory()
+    versions = _complete_history(current, versions)
+    deals = current.drop(columns=["modified_at", "created_at"])
+    del current
+    release_memory()
+
     if len(versions):
         seen.append(versions["valid_from"].max())
     seen = [pd.Timestamp(s) for s in seen if not pd.isna(s)]
     today = max(seen).date() if seen else None
 
-    stages = _stages(deals)
-    deals = conform_deals(deals)
     notes = {"file": str(raw.path)}
     if users:
         notes["owners_resolved"] = int(
@@ -234,9 +256,11 @@ def _blank_placeholders(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy(deep=False)
     placeholders = pa.array(sorted(parsing.PLACEHOLDER_IDS), pa.large_string())
     for column in frame.columns:
-        text = arrow_text(frame[column])
-        padded = pc.not_equal(pc.utf8_trim_whitespace(text), text)
+        text = text_chunks(frame[column])
         placeholder = pc.is_in(text, value_set=placeholders)
+        if not may_have_padding(text) and not pc.any(placeholder).as_py():
+            continue
+        padded = pc.not_equal(pc.utf8_trim_whitespace(text), text)
         if not pc.any(pc.or_(padded, placeholder)).as_py():
             continue
         values = pd.Series(frame[column], dtype="str").str.strip()
@@ -275,7 +299,8 @@ def _opportunities(raw, skipped, warnings, date_order, users=None, accounts=None
                 SkippedRows("deleted in Salesforce", file, lines[deleted].tolist())
             )
         keep &= ~deleted
-    frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]
+    if not keep.all():
+        frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]
     repeated = frame["Id"].duplicated(keep="last").to_numpy()
     if repeated.any():
         skipped.append(
@@ -304,29 +329,29 @@ def _opportunities(raw, skipped, warnings, date_order, users=None, accounts=None
         return pd.Series(pd.to_datetime(pd.Series(values).to_numpy()))
 
     deals = pd.DataFrame({"deal_id": frame["Id"]})
-    deals["name"] = text("Name").to_numpy()
-    deals["account"] = text("Account.Name", "AccountName", "AccountId").to_numpy()
-    deals["owner"] = text("Owner.Name", "OwnerName", "OwnerId").to_numpy()
+    deals["name"] = text("Name").array
+    deals["account"] = text("Account.Name", "AccountName", "AccountId").array
+    deals["owner"] = text("Owner.Name", "OwnerName", "OwnerId").array
     if users and _first_column(raw, "Owner.Name", "OwnerName") is None:
         if "OwnerId" in frame.columns:
             named = frame["OwnerId"].map(users)
-            deals["owner"] = named.where(named.notna(), frame["OwnerId"]).to_numpy()
+            deals["owner"] = named.where(named.notna(), frame["OwnerId"]).array
     account_names = {}
     if accounts is not None and len(accounts) and "AccountId" in frame.columns:
         account_names = dict(zip(accounts["Id"], accounts["Name"]))
         if _first_column(raw, "Account.Name", "AccountName") is None:
             named = frame["AccountId"].map(account_names)
-            deals["account"] = named.where(named.notna(), frame["AccountId"]).to_numpy()
+            deals["account"] = named.where(named.notna(), frame["AccountId"]).array
         by_id = accounts.set_index("Id")
         for column in ACCOUNT_ATTRIBUTES:
             if column in by_id.columns:
                 frame[f"Account.{column}"] = (
-                    frame["AccountId"].map(by_id[column]).fillna("").to_numpy()
+                    frame["AccountId"].map(by_id[column]).fillna("").array
                 )
-    deals["stage"] = frame["StageName"].to_numpy()
+    deals["stage"] = frame["StageName"].array
     if "StageSortOrder" in frame.columns:
         deals["stage_order"] = pd.to_numeric(frame["StageSortOrder"], errors="coerce")
-    deals["next_step"] = text("NextStep").to_numpy()
+    deals["next_step"] = text("NextStep").array
     deals["created_on"] = dates("CreatedDate")
     deals["created_at"] = dates("CreatedDate", timestamps=True)
     deals["close_date"] = dates("CloseDate")
@@ -343,7 +368,7 @@ def _opportunities(raw, skipped, warnings, date_order, users=None, accounts=None
     currency = currency.where(
         currency.notna(), pd.Series(codes, dtype="str").to_numpy()
     )
-    deals["currency"] = currency.to_numpy()
+    deals["currency"] = currency.array
     deals["amount_original"] = deals.get("amount")
     if "Probability" in frame.columns:
         deals["probability"] = parsing.parse_probability(
@@ -369,7 +394,7 @@ def _opportunities(raw, skipped, warnings, date_order, users=None, accounts=None
     names.update({c: c for c in custom})
     names.update({c: c for c in frame.columns if c.startswith("Account.")})
     names.pop("Account.Name", None)
-    deals["attributes"] = attributes_json(frame, names).to_numpy()
+    deals["attributes"] = attributes_json(frame, names).array
     deals["source"] = "salesforce"
     return deals, lines
 
@@ -398,10 +423,18 @@ def _stage_outcome(stage) -> str:
 
 
 def _history(raw, deals, skipped, warnings, date_order) -> pd.DataFrame:
+    """The versions of an OpportunityHistory file.
+
+    Takes over ``raw``: its frame and line numbers are emptied once read (the
+    text of millions of rows is not kept beside the versions made from it).
+    """
     _require(raw, HISTORY_REQUIRED)
     file = str(raw.path)
-    frame = _blank_placeholders(raw.frame)
+    frame = _blank_placeholders(
+        raw.frame[[c for c in raw.columns if c in HISTORY_USED]]
+    )
     lines = np.asarray(raw.line_numbers, dtype=np.int64)
+    raw.frame, raw.line_numbers = raw.frame.iloc[:0], []
     keep = np.ones(len(frame), dtype=bool)
     if "IsDeleted" in frame.columns:
         deleted = frame["IsDeleted"].isin(["1", "true", "True"]).to_numpy()
@@ -420,7 +453,8 @@ def _history(raw, deals, skipped, warnings, date_order) -> pd.DataFrame:
             )
         )
     keep &= ~unknown
-    frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]
+    if not keep.all():
+        frame, lines = frame.loc[keep].reset_index(drop=True), lines[keep]
     where = {"file": file, "line_numbers": lines}
 
     moments = pd.to_datetime(
@@ -442,7 +476,7 @@ def _history(raw, deals, skipped, warnings, date_order) -> pd.DataFrame:
                 "history row without CreatedDate", file, lines[undated].tolist()
             )
         )
-    versions["stage"] = frame["StageName"].to_numpy()
+    versions["stage"] = frame["StageName"].array
     if "Amount" in frame.columns:
         amounts, _ = parsing.parse_money(frame["Amount"], column="Amount", **where)
         versions["amount"] = pd.Series(amounts, dtype="float64").to_numpy()
@@ -469,18 +503,25 @@ def _history(raw, deals, skipped, warnings, date_order) -> pd.DataFrame:
             warnings=warnings,
         ).to_numpy()
 
-    # Outcome of each stage as the opportunities state it.
+    # The text of the rows is read: freed before the steps below.
+    del frame, where
+    release_memory()
+
+    # Outcome of each stage as the opportunities state it, worked out once
+    # per stage name.
     known = deals.drop_duplicates("stage").set_index("stage")["outcome"]
-    outcome = versions["stage"].map(known)
-    versions["outcome"] = outcome.where(
-        outcome.notna(), _stage_outcomes(versions["stage"])
-    ).to_numpy()
+    codes, names = pd.factorize(versions["stage"], use_na_sentinel=False)
+    names = pd.Series(names, dtype="str")
+    outcome = names.map(known)
+    outcome = outcome.where(outcome.notna(), _stage_outcomes(names))
+    outcome = pa.array(outcome.to_numpy(dtype=object), type=pa.large_string())
+    versions["outcome"] = pd.array(pc.take(outcome, codes), dtype="str")
 
     # Keep rows that share a moment, in file order, a microsecond apart.
     versions["line"] = lines
-    versions = versions.loc[~undated]
-    versions = versions.reset_index(drop=True)
-    shared = versions.duplicated(["deal_id", "valid_from"], keep=False).to_numpy()
+    if undated.any():
+        versions = versions.loc[~undated].reset_index(drop=True)
+    shared = duplicated_versions(versions, keep=False)
     if shared.any():
         ties = versions.loc[shared].sort_values(
             ["deal_id", "valid_from", "line"], kind="stable"
@@ -493,13 +534,25 @@ def _history(raw, deals, skipped, warnings, date_order) -> pd.DataFrame:
     return versions.drop(columns=["line"])
 
 
-def _complete_history(deals: pd.DataFrame, versions: pd.DataFrame) -> pd.DataFrame:
+def current_state(deals: pd.DataFrame) -> pd.DataFrame:
+    """The deals conformed (:func:`conform_deals`), with their ``created_at``
+    and ``modified_at`` timestamps, as :func:`_complete_history` takes them."""
+    return conform_deals(deals).assign(
+        modified_at=deals["modified_at"].to_numpy(),
+        created_at=pd.to_datetime(deals["created_at"]).to_numpy(),
+    )
+
+
+def _complete_history(current: pd.DataFrame, versions: pd.DataFrame) -> pd.DataFrame:
     """Add creation, closing and current-state versions where the history
-    lacks them (see the module docstring)."""
-    current = conform_deals(deals)
-    current["modified_at"] = deals["modified_at"].to_numpy()
-    current["created_at"] = pd.to_datetime(deals["created_at"]).to_numpy()
-    has_history = member(current["deal_id"], versions["deal_id"])
+    lacks them (see the module docstring).
+
+    ``current`` is the conformed deals with their ``created_at`` and
+    ``modified_at`` timestamps; ``versions`` the conformed history rows.
+    """
+    # The latest version of each deal names every deal the history has.
+    latest = latest_per_deal(versions)
+    has_history = member(current["deal_id"], versions["deal_id"].iloc[latest])
     added = []
 
     # Deals without history: creation and, when closed, closing.
@@ -518,11 +571,14 @@ def _complete_history(deals: pd.DataFrame, versions: pd.DataFrame) -> pd.DataFra
         added.append(ending.assign(valid_from=at.to_numpy(), derived=True))
 
     # Deals with history whose file state differs from their last row.
-    last = versions.iloc[latest_per_deal(versions)].set_index("deal_id")
-    tracked = current.loc[has_history].set_index("deal_id")
-    last = last.reindex(tracked.index)
     # History rows have no next step: it does not make a version of its own.
     moving = [f for f in STATE_FIELDS if f != "next_step"]
+    last = versions[["deal_id", "valid_from", *moving]].iloc[latest]
+    last = last.set_index("deal_id")
+    tracked = current if has_history.all() else current.loc[has_history]
+    tracked = tracked.set_index("deal_id")
+    if not last.index.equals(tracked.index):
+        last = last.reindex(tracked.index)
     differs = ~same_values(last, tracked, moving)
     if differs.any():
         late = tracked.loc[differs].reset_index()
@@ -535,27 +591,45 @@ def _complete_history(deals: pd.DataFrame, versions: pd.DataFrame) -> pd.DataFra
         use_close = closing & ~np.isnat(close) & (close > previous)
         at = np.where(use_close, close, at)
         added.append(late.assign(valid_from=at))
+    del last, tracked
 
-    frames = [versions] + [
-        conform_versions(frame.assign(source="salesforce")) for frame in added
+    added = [
+        conform_versions(frame.assign(source="salesforce"))
+        for frame in added
+        if len(frame)
     ]
-    frames = [f for f in frames if len(f)]
-    if not frames:
+    if not added and not len(versions):
         return versions
-    # Every part is conformed already, so their concatenation is too.
-    return _latest_next_step(pd.concat(frames, ignore_index=True), current)
+    if added:
+        # Every part is conformed already, so their concatenation is too.
+        versions = pd.concat([versions, *added], ignore_index=True)
+        latest = None
+    return _latest_next_step(versions, current, latest)
 
 
-def _latest_next_step(versions: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+def _latest_next_step(
+    versions: pd.DataFrame, current: pd.DataFrame, latest: np.ndarray | None = None
+) -> pd.DataFrame:
     """The deal's current next step in its latest version, none in the
-    earlier ones (OpportunityHistory does not record the next step)."""
-    latest = latest_per_deal(versions)
+    earlier ones (OpportunityHistory does not record the next step).
+
+    ``latest`` is :func:`latest_per_deal` of ``versions`` when known.
+    """
+    if current["next_step"].isna().all():
+        steps = pa.nulls(len(versions), pa.large_string())
+        versions["next_step"] = pd.array(steps, dtype="str")
+        return versions
+    if latest is None:
+        latest = latest_per_deal(versions)
     deals = versions["deal_id"].iloc[latest]
-    steps = np.full(len(versions), None, dtype=object)
-    steps[latest] = deals.map(current.set_index("deal_id")["next_step"]).to_numpy(
-        dtype=object, na_value=None
-    )
-    versions["next_step"] = pd.Series(steps, dtype="str").to_numpy()
+    step = deals.map(current.set_index("deal_id")["next_step"])
+    # Each latest version takes its deal's step; the others none.
+    where = np.full(len(versions), -1, dtype=np.int64)
+    where[latest] = np.arange(len(latest))
+    picks = pa.array(where, mask=where < 0)
+    step = pa.array(step.to_numpy(dtype=object, na_value=None), pa.large_string())
+    steps = pc.take(step, picks)
+    versions["next_step"] = pd.array(steps, dtype="str")
     return versions
 
 

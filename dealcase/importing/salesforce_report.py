@@ -119,7 +119,12 @@ def build_report_batch(raw: RawTable, *, date_order: str | None = None) -> DealB
         or a value that cannot be read (file, line and column).
     """
     # Late import: salesforce.py imports this module lazily as well.
-    from dealcase.importing.salesforce import _complete_history, _stage_outcome, _stages
+    from dealcase.importing.salesforce import (
+        _complete_history,
+        _stage_outcome,
+        _stages,
+        current_state,
+    )
 
     file = str(raw.path)
     columns = {f: _column(raw, f) for f in LABELS}
@@ -213,7 +218,7 @@ def build_report_batch(raw: RawTable, *, date_order: str | None = None) -> DealB
     deals["attributes"] = attributes_json(frame, attribute_names).to_numpy()
     deals["source"] = "salesforce"
 
-    versions = _complete_history(deals, conform_versions(pd.DataFrame()))
+    versions = _complete_history(current_state(deals), conform_versions(pd.DataFrame()))
     seen = [deals["created_on"].max(), deals["closed_on"].max()]
     seen.append(deals["modified_at"].max())
     seen = [pd.Timestamp(s) for s in seen if not pd.isna(s)]

@@ -55,7 +55,9 @@ from dealcase.importing.batch import (
     arrow_text,
     conform_deals,
     conform_versions,
+    duplicated_versions,
     latest_per_deal,
+    may_have_padding,
     member,
 )
 from dealcase.store import set_meta
@@ -142,9 +144,16 @@ def _equal_field(a: pd.Series, b: pd.Series, name: str) -> np.ndarray:
         y = pd.Series(b).fillna(False).astype(bool).to_numpy()
         return x == y
     blank = "{}" if name == "attributes" else ""
-    x = pc.utf8_trim_whitespace(arrow_text(a).fill_null(blank))
-    y = pc.utf8_trim_whitespace(arrow_text(b).fill_null(blank))
+    x, y = (_trimmed(arrow_text(v), blank) for v in (a, b))
     return pc.equal(x, y).to_numpy(zero_copy_only=False)
+
+
+def _trimmed(text: pa.Array, blank: str) -> pa.Array:
+    """``text`` with missing values ``blank``, trimmed; shared, not copied,
+    when that changes nothing."""
+    if text.null_count:
+        text = text.fill_null(blank)
+    return pc.utf8_trim_whitespace(text) if may_have_padding(text) else text
 
 
 def _numbers(values: pd.Series) -> np.ndarray:
@@ -225,7 +234,9 @@ def write_batch(
             )
             older = _older_snapshot(batch, stored, snapshot_at)
         current = ~member(deals["deal_id"], older)
-        counts.update(_upsert_deals(con, deals.loc[current], existing))
+        counts.update(
+            _upsert_deals(con, deals if current.all() else deals.loc[current], existing)
+        )
         counts["deals_older_snapshot"] = len(older)
 
         if batch.has_dates:
@@ -305,7 +316,7 @@ def _upsert_deals(con, deals: pd.DataFrame, existing: pd.DataFrame) -> dict:
 
     columns = ", ".join(DEAL_COLUMNS)
     selected = ", ".join(_cast(c) for c in DEAL_COLUMNS)
-    inserts = deals.loc[~known]
+    inserts = deals.loc[~known] if known.any() else deals
     if len(inserts):
         # From Arrow: DuckDB reads its text columns without conversion.
         rows = pa.Table.from_pandas(inserts[DEAL_COLUMNS], preserve_index=False)
@@ -412,9 +423,9 @@ def _merge_versions(
     ours = member(incoming["deal_id"], batch.deals["deal_id"])
     if not ours.all():
         incoming = incoming.loc[ours]
-    repeated = incoming.duplicated(["deal_id", "valid_from"], keep="last")
+    repeated = duplicated_versions(incoming, keep="last")
     if repeated.any():
-        incoming = incoming.loc[~repeated.to_numpy()]
+        incoming = incoming.loc[~repeated]
     incoming = incoming.reset_index(drop=True)
     corrected = 0
 

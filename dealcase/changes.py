@@ -336,4 +336,15 @@ def changes_report(
         f"{doc['end_date']} ({doc['currency']})"
     )
     notes = ["Outflows are negative; start plus the steps is the end."]
+    if not any(s["count"] for s in doc["steps"]) and not doc["start"]:
+        dated = con.execute(
+            "SELECT count(*) FILTER (WHERE close_date IS NOT NULL), count(*) "
+            "FROM deal_history WHERE outcome = 'open'"
+        ).fetchone()
+        if dated[1] and not dated[0]:
+            notes.append(
+                "The data gives no expected close date for open deals, so no "
+                "deal is in any quarter's pipeline and nothing can move in or "
+                "out of one; the Forecast page times such deals by their age."
+            )
     return Report(doc=doc, table=table, title=title, notes=notes)

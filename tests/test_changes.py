@@ -381,3 +381,14 @@ def test_waterfall_always_closes(deals, start, length):
         doc["end"]
     )
     con.close()
+
+
+def test_maven_says_why_its_waterfall_is_empty(maven_db):
+    """Maven's open deals carry no expected close date: no quarter has a
+    pipeline, and the report says so rather than show zeros alone."""
+    from dealcase.changes import changes_report
+
+    with store.connect(maven_db, read_only=True) as con:
+        report = changes_report(con, start="2017-12-01", end="2017-12-31")
+    assert report.doc["start"] == 0 and report.doc["end"] == 0
+    assert any("no expected close date for open deals" in n for n in report.notes)

@@ -93,7 +93,24 @@ def backtest_report(
     start_month = fiscal_start_month(con)
     available, skipped = past_quarters(con)
     if quarters:
-        chosen = [parse_quarter(q, start_month) for q in quarters]
+        asked = [parse_quarter(q, start_month) for q in quarters]
+        names = {q.name for q in available}
+        chosen = [q for q in asked if q.name in names]
+        known = {s["quarter"] for s in skipped}
+        skipped = [s for s in skipped if s["quarter"] in {q.name for q in asked}] + [
+            {
+                "quarter": q.name,
+                "reason": "not a finished quarter of the data (it ends after "
+                "the data's present or before its first deal)",
+            }
+            for q in asked
+            if q.name not in names and q.name not in known
+        ]
+        if not chosen:
+            raise NotEnoughDataError(
+                "none of the quarters asked can be backtested: "
+                + "; ".join(f"{s['quarter']}: {s['reason']}" for s in skipped)
+            )
     else:
         chosen = available
     if not chosen:

@@ -394,6 +394,17 @@ def forecast_inputs(
             f"as-of date {as_of} is before {quarter.name} starts; "
             "forecast a quarter that has begun or starts the next day"
         )
+    first_created = con.execute("SELECT min(created_on) FROM deals").fetchone()[0]
+    if first_created is None:
+        raise DealCaseError(
+            "the database holds no deals: import your deals or build the demo"
+        )
+    if quarter.end < first_created:
+        raise DealCaseError(
+            f"{quarter.name} ends before the data begins (its first deal was "
+            f"created on {first_created}): there is nothing to forecast; choose "
+            "a later quarter"
+        )
     currency = get_meta(con, "currency", "USD")
     cutoff = min(as_of, quarter.end)
     group_column = by or "team"

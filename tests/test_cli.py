@@ -55,6 +55,11 @@ def test_forecast_json_is_one_document_with_the_design_fields(demo_db):
             ("changes", "--from", "2025-11-01", "--to", "2026-01-05"),
             "--to 2026-01-05 is after the data's present, 2025-11-14",
         ),
+        (("forecast", "--quarter", "1999Q1"), "1999Q1 ends before the data begins"),
+        (
+            ("backtest", "--quarters", "1999Q1"),
+            "1999Q1: not a finished quarter of the data",
+        ),
     ],
 )
 def test_bad_arguments_get_one_line(demo_db, args, expected):

@@ -312,5 +312,18 @@ st.success(
 for note in report.notes:
     st.warning(note)
 if report.table is not None:
-    st.dataframe(report.table, hide_index=True, key="data_import_summary")
+    # One column of numbers, dates and sentences: shown as text.
+    summary_table = report.table.assign(
+        field=[ui.label(f) for f in report.table["field"]],
+        value=[
+            f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+            for v in report.table["value"]
+        ],
+    )
+    st.dataframe(
+        summary_table,
+        hide_index=True,
+        key="data_import_summary",
+        column_config={"field": "What", "value": "How many"},
+    )
 st.button("Show the new data", key="data_refresh")

@@ -81,18 +81,19 @@ if no_case:
         "Business case page, or import them with `python -m dealcase case import`."
     )
 
+# The judgements first, so they stay in view on a laptop screen.
 columns = [
     "deal_id",
     "name",
-    "owner",
-    "team",
-    "stage",
     "amount",
-    "close_date",
     "close_likelihood",
     "slip_risk",
     "case_score",
     "flag_count",
+    "close_date",
+    "stage",
+    "owner",
+    "team",
     "top_reason",
     "red_flags",
 ]

@@ -403,6 +403,19 @@ def test_long_quoted_description_far_down(tmp_path):
     assert deals["amount"].sum() == sum(range(3000)) + 1250.5
 
 
+def test_quote_never_closed_is_refused_not_swallowed(tmp_path):
+    """A quote opened on line 4 and never closed would read lines 4-11 as
+    one cell and lose seven deals; it is refused where it opens."""
+    rows = [f"P{i},Plain {i},{100 + i},Open,2025-04-01" for i in range(10)]
+    rows[2] = 'P2,"Harbor Tools,102,Open,2025-04-01'
+    message = _refused(tmp_path, _rows(*rows), line=4, column="Name")
+    assert "missing closing quote" in message and "line 11" in message
+    # opened later in the row, the row looks merely short: still refused
+    rows[2] = 'P2,Harbor Tools,"102,Open,2025-04-01'
+    message = _refused(tmp_path, _rows(*rows), line=4, column="Amount")
+    assert "never closed" in message and "lines 4 to 11" in message
+
+
 def test_excel_workbook(tmp_path):
     import openpyxl
 

@@ -776,6 +776,41 @@ def _holds_line_break(column) -> bool:
     return False
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _refuse_unclosed_quote(
+    body: str, rows, line_numbers, delimiter, columns, first_line, path
+) -> None:
+    """Refuse a quote that is opened and never closed: the csv module would
+    read the rest of the file into the last row's cell, losing those rows."""
+    if not rows:
+        return
+    spanning = [i for i, cell in enumerate(rows[-1]) if "\n" in cell or "\r" in cell]
+    if not spanning:
+        return
+    starts = [0] + [m.end() for m in _LINE_BREAK.finditer(body)]
+    offset = line_numbers[-1] - first_line
+    if offset >= len(starts):
+        return
+    tail = body[starts[offset] :]
+    try:
+        for _ in csv.reader(
+            io.StringIO(tail, newline=""), delimiter=delimiter, strict=True
+        ):
+            pass
+    except csv.Error as exc:
+        last = line_numbers[-1] + len(_LINE_BREAK.findall(tail.rstrip("\r\n")))
+        raise InputError(
+            "a quote opened in this row is never closed, so the rest of the "
+            f"file (lines {line_numbers[-1]} to {last}) would be read as one "
+            "cell: add the closing quote",
+            file=path,
+            line=line_numbers[-1],
+            column=columns[spanning[0]],
+        ) from exc
+
+
 def _parse_with_csv(
     body: str, delimiter: str, columns: list[str], first_line: int, path: Path
 ) -> tuple[pd.DataFrame, list[int], list[str]]:
@@ -815,6 +850,17 @@ def _parse_with_csv(
             cells = cells[:n_columns]
             trimmed += 1
         elif len(cells) < n_columns:
+            spanning = [i for i, c in enumerate(cells) if "\n" in c or "\r" in c]
+            if spanning and len(cells) * 2 < n_columns:
+                raise InputError(
+                    f"a quote opened in this row runs on to line "
+                    f"{first_line + reader.line_num - 1}, leaving the row "
+                    f"{len(cells)} cell(s) of {n_columns}: check for a missing "
+                    "closing quote",
+                    file=path,
+                    line=line,
+                    column=columns[spanning[0]],
+                )
             if len(cells) * 2 < n_columns:
                 raise InputError(
                     f"the row has {len(cells)} cell(s) but the header has "
@@ -827,6 +873,9 @@ def _parse_with_csv(
         rows.append(cells)
         line_numbers.append(line)
 
+    _refuse_unclosed_quote(
+        body, rows, line_numbers, delimiter, columns, first_line, path
+    )
     notes = []
     if short_lines:
         shown = ", ".join(str(n) for n in short_lines[:5])

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 
+import pandas as pd
 import pytest
 
 from dealcase import store
+from dealcase.errors import InputError
 from dealcase.history import deals_as_of
+from dealcase.importing import import_files
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +223,26 @@ def test_names_from_product_and_account(maven):
     assert rows.pop("1C1I7A6R") == "GTX Plus Basic for Cancity"
     (unnamed,) = rows.values()
     assert " for" not in unnamed and unnamed in LIST_PRICES
+
+
+def test_a_missing_join_column_lists_only_the_file_own_columns(shared_data, tmp_path):
+    """sales_pipeline.csv without its account column: the message names the
+    file's columns, not manager and regional_office joined from
+    sales_teams.csv before."""
+    folder = shared_data / "maven-crm"
+    for name in ("sales_teams.csv", "products.csv", "accounts.csv"):
+        shutil.copy(folder / name, tmp_path / name)
+    frame = pd.read_csv(folder / "sales_pipeline.csv", dtype=str, nrows=50)
+    frame.drop(columns=["account"]).to_csv(tmp_path / "pipeline.csv", index=False)
+    with store.connect(tmp_path / "m.duckdb") as con:
+        with pytest.raises(InputError) as caught:
+            import_files(
+                con,
+                source="table",
+                files=[tmp_path / "pipeline.csv"],
+                mapping=ROOT / "data" / "mappings" / "maven.toml",
+            )
+    message = str(caught.value)
+    assert "joins on column 'account'" in message
+    assert "columns: opportunity_id, sales_agent, product, deal_stage" in message
+    assert "manager" not in message and "regional_office" not in message

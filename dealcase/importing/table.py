@@ -501,9 +501,11 @@ def _join_lookups(frame, lines, lookups, raw, warnings) -> pd.DataFrame:
         for column, where in ((on, raw.path), (key, path)):
             table = frame if where == raw.path else companion.frame
             if column not in table.columns:
+                # The file's own columns, not those joined from companions.
+                own = raw.frame.columns if where == raw.path else table.columns
                 raise InputError(
                     f"the mapping joins on column '{column}', which is not in "
-                    f"the file (columns: {', '.join(table.columns)})",
+                    f"the file (columns: {', '.join(own)})",
                     file=where,
                     line=1,
                 )

@@ -155,19 +155,21 @@ def guarded(function, *args, **kwargs):
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _fitted_model(path: str, data_version, as_of: dt.date):
     from dealcase.errors import NotEnoughDataError
-    from dealcase.model import fit_model, load_model
+    from dealcase.model import model_for_date
 
     with store.connect(path) as con:
         try:
-            return load_model(con, as_of) or fit_model(con, as_of)
+            return model_for_date(con, as_of)
         except NotEnoughDataError:
             return None  # each function then says what it does without one
 
 
 def fitted_model(as_of: dt.date):
-    """The close-likelihood model for ``as_of`` (the latest stored one valid
-    then, else one fitted on what was known at its end), kept in memory until
-    the database changes. None when too few deals have closed to fit one."""
+    """The close-likelihood model for ``as_of``
+    (:func:`dealcase.model.model_for_date`: a stored one valid then, else one
+    fitted at the present or, for a past date, at its quarter's first day),
+    kept in memory until the database changes. None when too few deals have
+    closed to fit one."""
     with st.spinner(f"Fitting the close-likelihood model as of {as_of}..."):
         return guarded(_fitted_model, db_path(), version(), as_of)
 

@@ -750,6 +750,8 @@ def _resolve_model(con, as_of, notes, fitted_on=None):
     except ImportError:
         return None
     try:
+        if fitted_on is None:
+            return model_module.model_for_date(con, as_of)
         stored = model_module.load_model(con, as_of)
         if stored is not None and (
             fitted_on is None

@@ -59,7 +59,7 @@ from dealcase import features as feat
 from dealcase.errors import NotEnoughDataError
 from dealcase.model_reasons import group_of, reason_lists
 from dealcase.model_shapley import tree_group_shapley
-from dealcase.periods import parse_date, resolve_as_of
+from dealcase.periods import fiscal_start_month, parse_date, quarter_of, resolve_as_of
 from dealcase.report import Report
 from dealcase.store import data_fingerprint
 
@@ -655,8 +655,7 @@ def score_deals(
     Returns ``deal_id, close_likelihood`` (0..1), ``reasons`` (list of
     ``{"text", "effect"}``, effect in points of probability) and ``base_rate``
     (0..1), with ``sum(effect) / 100 + base_rate == close_likelihood``.
-    Without ``model``, the latest stored model valid for ``as_of`` is used,
-    else one is fitted on what was known then (and not stored).
+    Without ``model``, :func:`model_for_date` chooses it.
     ``reasons=False`` leaves the reason lists empty: scores alone are fully
     vectorised; reasons add a pass over every leaf of every tree (a few
     seconds of CPU for 100,000 deals, well under one for a page).
@@ -673,13 +672,37 @@ def score_deals(
             }
         )
     if model is None:
-        model = load_model(con, as_of) or cached_fit(con, as_of)
+        model = model_for_date(con, as_of)
     rows = feat.snapshot_features(con, probes, case_features=model.case_features)
     return score_rows(model, rows, reasons=reasons)
 
 
 _FITTED: dict[tuple, CloseModel] = {}
 MAX_CACHED_FITS = 16
+
+
+def model_for_date(con: duckdb.DuckDBPyConnection, as_of) -> CloseModel:
+    """The close-likelihood model used for a view as of ``as_of``.
+
+    The latest stored model valid then (``train`` stores one); else, for the
+    data's present, one fitted on everything known then; for a past date,
+    the one fitted at the first day of that date's quarter, so that every
+    date of a quarter, its weekly trend and its backtest share one fit
+    (fitted on less than was known: leak-free) instead of fitting once per
+    date. Fits are remembered by :func:`cached_fit`.
+    """
+    as_of = parse_date(as_of)
+    stored = load_model(con, as_of)
+    if stored is not None:
+        return stored
+    if as_of >= resolve_as_of(con, None):
+        return cached_fit(con, as_of)
+    start = quarter_of(as_of, fiscal_start_month(con)).start
+    try:
+        return cached_fit(con, min(start, as_of))
+    except NotEnoughDataError:
+        # Nothing had closed by the quarter's first day: learn from later.
+        return cached_fit(con, as_of)
 
 
 def _no_training_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> str:

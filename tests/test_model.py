@@ -312,3 +312,27 @@ def test_training_before_any_history_says_so(maven_db):
     with store.connect(maven_db) as con:
         with pytest.raises(NotEnoughDataError, match="no deal had closed by 2010"):
             fit_model(con, dt.date(2010, 1, 1))
+
+
+def test_a_past_date_uses_its_quarter_fit_and_the_present_its_own(maven_db):
+    """No model is stored in the Maven import: the present (2017-12-31) gets
+    a fit of that day; every past date of 2017Q3 the one fit on 2017-07-01,
+    shared with that quarter's weekly trend, so a view and the trend's point
+    of the same day agree."""
+    from dealcase.forecast import forecast_quarter
+    from dealcase.model import cached_fit, model_for_date
+
+    with store.connect(maven_db, read_only=True) as con:
+        quarter_fit = cached_fit(con, dt.date(2017, 7, 1))
+        assert model_for_date(con, dt.date(2017, 8, 15)) is quarter_fit
+        assert model_for_date(con, "2017-09-30") is quarter_fit
+        present = model_for_date(con, dt.date(2017, 12, 31))
+        assert present is cached_fit(con, dt.date(2017, 12, 31))
+        assert present.as_of == dt.date(2017, 12, 31)
+
+        day = dt.date(2017, 8, 15)
+        view = forecast_quarter(con, "2017Q3", day, draws=2000)
+        trend_point = forecast_quarter(
+            con, "2017Q3", day, draws=2000, model=quarter_fit
+        )
+    assert view["p50"] == trend_point["p50"]

@@ -50,6 +50,24 @@ def demo_db(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def salesforce_db(tmp_path_factory, shared_data) -> tuple[Path, dict]:
+    """The Salesforce sample (Opportunity.csv with OpportunityHistory.csv)
+    imported once, with the import's summary; copy it before writing."""
+    from dealcase.importing import import_files
+
+    folder = shared_data / "salesforce-sample"
+    path = tmp_path_factory.mktemp("salesforce") / "sf.duckdb"
+    with store.connect(path) as con:
+        report = import_files(
+            con,
+            source="salesforce",
+            files=[folder / "Opportunity.csv"],
+            history=folder / "OpportunityHistory.csv",
+        )
+    return path, report.doc
+
+
+@pytest.fixture(scope="session")
 def maven_db(tmp_path_factory, shared_data) -> Path:
     from dealcase.importing import import_files
 

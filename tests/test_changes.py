@@ -256,22 +256,12 @@ def test_start_after_end_is_refused(waterfall_db):
         pipeline_changes(con, D("2025-02-15"), D("2025-02-01"))
 
 
-def test_salesforce_sample_movements(tmp_path, shared_data):
+def test_salesforce_sample_movements(salesforce_db):
     """Counted by hand from OpportunityHistory.csv: 62 rows, two per
     opportunity (31). In each pair only the close date differs: the first row
     says 2013-09-16, the second a date in 2018; stage and amount repeat. So
     31 pushes, no pull-ins, no stage moves and no amount changes."""
-    from dealcase.importing import import_files
-
-    folder = shared_data / "salesforce-sample"
-    path = tmp_path / "sf.duckdb"
-    with store.connect(path) as con:
-        import_files(
-            con,
-            source="salesforce",
-            files=[folder / "Opportunity.csv"],
-            history=folder / "OpportunityHistory.csv",
-        )
+    with store.connect(salesforce_db[0], read_only=True) as con:
         moves = deal_movements(con)
         q3 = pipeline_as_of(con, "2018Q3", D("2018-10-13"))
         q4 = pipeline_as_of(con, "2018Q4", D("2018-10-13"))

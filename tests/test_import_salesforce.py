@@ -12,20 +12,6 @@ from dealcase.errors import InputError
 from dealcase.importing import import_files
 
 
-@pytest.fixture(scope="module")
-def salesforce_db(tmp_path_factory, shared_data):
-    folder = shared_data / "salesforce-sample"
-    path = tmp_path_factory.mktemp("salesforce") / "sf.duckdb"
-    with store.connect(path) as con:
-        report = import_files(
-            con,
-            source="salesforce",
-            files=[folder / "Opportunity.csv"],
-            history=folder / "OpportunityHistory.csv",
-        )
-    return path, report.doc
-
-
 @pytest.fixture
 def sf(salesforce_db):
     with store.connect(salesforce_db[0], read_only=True) as con:

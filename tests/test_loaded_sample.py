@@ -12,23 +12,13 @@ import pytest
 from dealcase import store
 from dealcase.deals import deal_table
 from dealcase.forecast import forecast_quarter
-from dealcase.importing import import_files
 
 PRESENT = dt.date(2018, 10, 13)
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory, shared_data):
-    folder = shared_data / "salesforce-sample"
-    path = tmp_path_factory.mktemp("loaded") / "sf.duckdb"
-    with store.connect(path) as con:
-        import_files(
-            con,
-            source="salesforce",
-            files=[folder / "Opportunity.csv"],
-            history=folder / "OpportunityHistory.csv",
-        )
-    return path
+def loaded(salesforce_db):
+    return salesforce_db[0]
 
 
 def test_deals_are_listed_without_a_likelihood_and_say_why(loaded):

@@ -626,19 +626,6 @@ def _forecast_query(quarter, as_of, by, overrides):
 STATUS_ICONS = {"confirmed": "🟢", "assumed": "🟡", "unknown": "⚪", "risk": "🔴"}
 
 
-def recording_time() -> dt.datetime | None:
-    """When an edit made now is recorded.
-
-    None (now) for live data. A dataset whose present lies in the past (the
-    demo, an old export) records at its present, so the edit shows in the
-    views of that present rather than after it.
-    """
-    data_today = facts()["today"]
-    if data_today >= dt.date.today():
-        return None
-    return dt.datetime.combine(data_today, dt.time(23, 59, 59))
-
-
 def case_view(deal_id: str, as_of: dt.date, *, key: str) -> None:
     """The deal's case as it stood at the end of ``as_of``: every question with
     status, evidence and when it was learned; stale answers marked; and the
@@ -793,7 +780,6 @@ def case_editor(deal_id: str, *, key: str, owner: str | None = None) -> None:
             answers,
             author=author.strip(),
             expected_version=st.session_state[f"{prefix}_answers_version"],
-            recorded_at=recording_time(),
         )
     except case.EditConflict as error:
         # Keep the form as typed; the next save goes against the current case.
@@ -991,7 +977,6 @@ def stakeholder_editor(deal_id: str, *, key: str, owner: str | None = None) -> N
             person,
             author=author.strip(),
             expected_version=st.session_state[f"{prefix}_stakeholders_version"],
-            recorded_at=recording_time(),
         )
     except case.EditConflict as error:
         st.session_state[f"{prefix}_stakeholders_version"] = error.current_version

@@ -25,10 +25,10 @@ from typing import NamedTuple
 import duckdb
 import pandas as pd
 
-from dealcase.case_quality import question_states, resolve_as_of
+from dealcase.case_quality import question_states
 from dealcase.case_questions import QuestionSet, current_questions
 from dealcase.errors import DealCaseError, InputError
-from dealcase.periods import PeriodError, end_of_day, parse_date
+from dealcase.periods import PeriodError, end_of_day, parse_date, resolve_as_of
 from dealcase.store import STATUSES
 
 logger = logging.getLogger(__name__)
@@ -337,10 +337,37 @@ def _guarded_append(
         raise
 
 
-def _recorded_at(recorded_at) -> dt.datetime:
-    if recorded_at is None:
-        return dt.datetime.now().replace(microsecond=0)
-    return pd.Timestamp(recorded_at).to_pydatetime()
+def recording_time(con: duckdb.DuckDBPyConnection) -> dt.datetime:
+    """When an edit made now is recorded: now for live data; for a dataset
+    whose present lies in the past (a demo built earlier, an old export),
+    the end of its present day, so the edit shows in the views of that
+    present rather than after it."""
+    present = resolve_as_of(con, None)
+    now = dt.datetime.now().replace(microsecond=0)
+    if present >= now.date():
+        return now
+    return dt.datetime.combine(present, dt.time(23, 59, 59))
+
+
+# The tables of the business case, each with its own recording times.
+_RECORDED_IN = {"answers": "case_answers", "stakeholders": "stakeholders"}
+
+
+def _recorded_at(con, deal_id: str, part: str, recorded_at) -> dt.datetime:
+    """``recorded_at`` when given; else :func:`recording_time`, moved up to
+    the deal's latest record when one is stamped later (the demo's present
+    day, or an import made earlier today, may carry later times), so that a
+    new edit always reads as the latest (equal times are ordered by id)."""
+    if recorded_at is not None:
+        return pd.Timestamp(recorded_at).to_pydatetime()
+    when = recording_time(con)
+    latest = con.execute(
+        f"SELECT max(recorded_at) FROM {_RECORDED_IN[part]} WHERE deal_id = ?",
+        [deal_id],
+    ).fetchone()[0]
+    if latest is not None and latest > when:
+        return latest
+    return when
 
 
 def record_answers(
@@ -366,7 +393,8 @@ def record_answers(
     expected_version
         :func:`case_version` of the deal's answers when the form was opened.
     recorded_at
-        When it is recorded (default now, local time).
+        When it is recorded (default :func:`recording_time`, after the
+        deal's latest record).
 
     Returns
     -------
@@ -382,7 +410,7 @@ def record_answers(
 
     Runs its own transaction; do not call it inside one.
     """
-    when = _recorded_at(recorded_at)
+    when = _recorded_at(con, deal_id, "answers", recorded_at)
     questions = questions or current_questions(con)
     edit = list(answers)
     checked = validate_answers(edit, questions, when.date())
@@ -486,7 +514,7 @@ def record_stakeholder(
     InputError, EditConflict
         As :func:`record_answers`.
     """
-    when = _recorded_at(recorded_at)
+    when = _recorded_at(con, deal_id, "stakeholders", recorded_at)
     person = validate_stakeholder(stakeholder, when.date())
     if person.stakeholder_id:
         known = con.execute(

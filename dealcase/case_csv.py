@@ -13,7 +13,9 @@
 ``case import FILE`` reads the same files (the stakeholder file only when it
 exists). Every row is checked first; any error stops the import with the
 file, line and column, and nothing is written. Rows that say what the case
-already says are skipped, so importing a file twice adds nothing.
+already says are skipped, so importing a file twice adds nothing, and rows
+older than the stored answers are skipped, so an old export never undoes
+newer answers.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from dealcase.case_capture import ATTITUDES, INFLUENCES, ROLES
+from dealcase.case_capture import ATTITUDES, INFLUENCES, ROLES, recording_time
 from dealcase.case_questions import current_questions
 from dealcase.errors import InputError
 from dealcase.periods import end_of_day, resolve_as_of
@@ -290,7 +292,12 @@ def _answer_rows(con, path: Path, deals: set[str], now: dt.datetime):
                 "evidence": row.get("evidence") or None,
                 "learned_on": learned_on,
                 "answered_by": row.get("answered_by") or IMPORTED_BY,
-                "recorded_at": recorded_at or now,
+                "recorded_at": recorded_at,
+                # An export writes an unanswered question this way.
+                "blank": status == "unknown"
+                and not row.get("evidence")
+                and not row.get("answered_by")
+                and recorded_at is None,
             }
         )
     return checked
@@ -343,7 +350,7 @@ def _stakeholder_rows(path: Path, deals: set[str], now: dt.datetime):
                 "last_contact": last_contact,
                 "removed": removed_text in ("true", "1", "yes"),
                 "recorded_by": row.get("recorded_by") or IMPORTED_BY,
-                "recorded_at": recorded_at or now,
+                "recorded_at": recorded_at,
             }
         )
     return checked
@@ -357,12 +364,18 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def _new_answers(con, rows: list[dict]) -> list[dict]:
+def _new_answers(con, rows: list[dict], skipped: dict) -> list[dict]:
+    """The rows that change a deal's case. A row is left out when it says
+    what the latest answer says; when it is older than the latest answer
+    (its ``recorded_at`` is earlier: an old export must not undo newer
+    answers); or when it is an export's blank row (unknown, no evidence, no
+    author, no time) for a question answered since. ``skipped`` counts the
+    last two kinds."""
     latest = {
-        (deal_id, qid): (status, evidence, learned_on)
-        for deal_id, qid, status, evidence, learned_on in con.execute(
+        (deal_id, qid): (status, evidence, learned_on, recorded_at)
+        for deal_id, qid, status, evidence, learned_on, recorded_at in con.execute(
             """
-            SELECT deal_id, question_id, status, evidence, learned_on
+            SELECT deal_id, question_id, status, evidence, learned_on, recorded_at
             FROM case_answers
             QUALIFY row_number() OVER (
                 PARTITION BY deal_id, question_id
@@ -381,10 +394,19 @@ def _new_answers(con, rows: list[dict]) -> list[dict]:
         elif all(
             _same(x, y)
             for x, y in zip(
-                current, (row["status"], row["evidence"], row["learned_on"])
+                current[:3], (row["status"], row["evidence"], row["learned_on"])
             )
         ):
             continue
+        elif row["blank"]:
+            skipped["answers_blank"] += 1
+            continue
+        elif row["recorded_at"] is not None and row["recorded_at"] < current[3]:
+            skipped["answers_older"] += 1
+            continue
+        elif row["recorded_at"] is not None and row["recorded_at"] == current[3]:
+            # The exported answer, edited in the file: a new answer now.
+            row = {**row, "recorded_at": None}
         fresh.append(row)
     return fresh
 
@@ -400,10 +422,10 @@ _PERSON_FIELDS = (
 )
 
 
-def _new_stakeholders(con, rows: list[dict]) -> list[dict]:
+def _new_stakeholders(con, rows: list[dict], skipped: dict) -> list[dict]:
     latest = con.execute(
         f"""
-        SELECT deal_id, stakeholder_id, {", ".join(_PERSON_FIELDS)}
+        SELECT deal_id, stakeholder_id, {", ".join(_PERSON_FIELDS)}, recorded_at
         FROM stakeholders
         QUALIFY row_number() OVER (
             PARTITION BY deal_id, stakeholder_id
@@ -411,8 +433,9 @@ def _new_stakeholders(con, rows: list[dict]) -> list[dict]:
         ) = 1
         """
     ).fetchall()
-    by_id = {(r[0], r[1]): r[2:] for r in latest}
-    by_name = {(r[0], str(r[2]).lower()): r[1] for r in latest if not r[-1]}
+    by_id = {(r[0], r[1]): r[2:-1] for r in latest}
+    recorded = {(r[0], r[1]): r[-1] for r in latest}
+    by_name = {(r[0], str(r[2]).lower()): r[1] for r in latest if not r[-2]}
     counts: dict[str, int] = {}
     for deal_id, _ in by_id:
         counts[deal_id] = counts.get(deal_id, 0) + 1
@@ -430,13 +453,44 @@ def _new_stakeholders(con, rows: list[dict]) -> list[dict]:
                 counts[row["deal_id"]] = number
                 taken.add(known)
             row = {**row, "stakeholder_id": known}
-        current = by_id.get((row["deal_id"], row["stakeholder_id"]))
+        key = (row["deal_id"], row["stakeholder_id"])
+        current = by_id.get(key)
         if current is not None and all(
             _same(x, row[f]) for x, f in zip(current, _PERSON_FIELDS)
         ):
             continue
+        if current is not None and row["recorded_at"] is not None:
+            if row["recorded_at"] < recorded[key]:
+                skipped["stakeholders_older"] += 1
+                continue
+            if row["recorded_at"] == recorded[key]:
+                row = {**row, "recorded_at": None}
         fresh.append(row)
     return fresh
+
+
+def _stamp(con, rows: list[dict], table: str) -> list[dict]:
+    """Give rows without ``recorded_at`` the moment an edit made now is
+    recorded (:func:`dealcase.case_capture.recording_time`), moved up to the
+    deal's latest record when that is stamped later."""
+    if all(row["recorded_at"] is not None for row in rows):
+        return rows
+    when = recording_time(con)
+    latest = dict(
+        con.execute(
+            f"SELECT deal_id, max(recorded_at) FROM {table} GROUP BY deal_id"
+        ).fetchall()
+    )
+    stamped = []
+    for row in rows:
+        if row["recorded_at"] is None:
+            last = latest.get(row["deal_id"])
+            moment = when
+            if last is not None and last > when:
+                moment = last  # equal times are ordered by id: this one wins
+            row = {**row, "recorded_at": moment}
+        stamped.append(row)
+    return stamped
 
 
 _ANSWER_INSERT = (
@@ -460,8 +514,12 @@ def import_case(con: duckdb.DuckDBPyConnection, path: str | os.PathLike) -> Repo
     All rows are checked before anything is written, and everything is
     written in one transaction. A row is skipped when it says what the
     deal's latest answer already says (status, evidence, learned_on), or
-    for people the same as their latest version; rows without
-    ``recorded_at`` are recorded now, without ``answered_by`` as "import".
+    for people the same as their latest version; when its ``recorded_at``
+    is earlier than the stored latest (an old export never undoes newer
+    answers); and when it is an export's blank row for a question answered
+    since. Rows without ``recorded_at``, and exported rows edited in the
+    file, are recorded as edits made now (after the deal's latest record),
+    without ``answered_by`` as "import".
     The ``dimension`` column is informational: a question's dimension comes
     from the question set.
 
@@ -469,7 +527,8 @@ def import_case(con: duckdb.DuckDBPyConnection, path: str | os.PathLike) -> Repo
     -------
     Report
         ``doc``: ``file, answers_read, answers_added, stakeholders_read,
-        stakeholders_added``.
+        stakeholders_added, answers_older_skipped, answers_blank_skipped,
+        stakeholders_older_skipped``; notes say why rows were skipped.
 
     Raises
     ------
@@ -490,9 +549,12 @@ def import_case(con: duckdb.DuckDBPyConnection, path: str | os.PathLike) -> Repo
     people_path = stakeholder_file(path)
     people = _stakeholder_rows(people_path, deals, now) if people_path.exists() else []
 
+    skipped = {"answers_older": 0, "answers_blank": 0, "stakeholders_older": 0}
     with transaction(con):
-        new_answers = _new_answers(con, answers)
-        new_people = _new_stakeholders(con, people)
+        new_answers = _stamp(con, _new_answers(con, answers, skipped), "case_answers")
+        new_people = _stamp(
+            con, _new_stakeholders(con, people, skipped), "stakeholders"
+        )
         if new_answers:
             con.execute(
                 """
@@ -528,7 +590,24 @@ def import_case(con: duckdb.DuckDBPyConnection, path: str | os.PathLike) -> Repo
         "stakeholder_file": str(people_path) if people_path.exists() else None,
         "stakeholders_read": len(people),
         "stakeholders_added": len(new_people),
+        "answers_older_skipped": skipped["answers_older"],
+        "answers_blank_skipped": skipped["answers_blank"],
+        "stakeholders_older_skipped": skipped["stakeholders_older"],
     }
+    notes = []
+    if skipped["answers_older"] or skipped["stakeholders_older"]:
+        notes.append(
+            f"{skipped['answers_older'] + skipped['stakeholders_older']:,} row(s) "
+            "are older than what is stored (their recorded_at is earlier than "
+            "the latest answer or version): the stored ones were kept"
+        )
+    if skipped["answers_blank"]:
+        notes.append(
+            f"{skipped['answers_blank']:,} blank row(s) (unknown, with no "
+            "evidence, author or time, as an export writes an unanswered "
+            "question) left answers given since as they are; to set an answer "
+            "back to unknown, give evidence or answered_by"
+        )
     logger.info(
         "imported %d of %d case rows and %d of %d stakeholder rows",
         len(new_answers),
@@ -536,4 +615,4 @@ def import_case(con: duckdb.DuckDBPyConnection, path: str | os.PathLike) -> Repo
         len(new_people),
         len(people),
     )
-    return Report(doc, title="Business case imported")
+    return Report(doc, title="Business case imported", notes=notes)

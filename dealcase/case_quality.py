@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from dealcase.case_questions import DIMENSIONS, QuestionSet, current_questions
-from dealcase.periods import parse_date
-from dealcase.store import get_meta
+from dealcase.periods import parse_date, resolve_as_of
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +41,6 @@ SCORE_DEFINITION = (
     "the same ratio over its own questions, from 0 (nothing established) to 1 "
     "(all confirmed and fresh)."
 )
-
-
-def resolve_as_of(con: duckdb.DuckDBPyConnection, as_of) -> dt.date:
-    """``as_of`` as a date; None means the data's present (meta ``today``),
-    else today's date."""
-    if as_of is not None:
-        return parse_date(as_of)
-    today = get_meta(con, "today")
-    return parse_date(today) if today else dt.date.today()
 
 
 def _deals_on(con, as_of: dt.date, deal_ids) -> list[str]:

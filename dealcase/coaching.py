@@ -10,10 +10,10 @@ from collections.abc import Mapping
 import duckdb
 import pandas as pd
 
-from dealcase.case_quality import question_states, resolve_as_of
+from dealcase.case_quality import question_states
 from dealcase.case_questions import DIMENSION_LABELS, DIMENSIONS, current_questions
 from dealcase.history import deals_as_of
-from dealcase.periods import Quarter, fiscal_start_month, parse_quarter
+from dealcase.periods import Quarter, fiscal_start_month, parse_quarter, resolve_as_of
 
 logger = logging.getLogger(__name__)
 

@@ -465,10 +465,10 @@ def _stakeholders(con: duckdb.DuckDBPyConnection, probes: str) -> pd.DataFrame:
             FROM {probes}
         ), latest AS (
             SELECT p.probe_id, s.stakeholder_id,
-                   arg_max(s.role, s.version_id) AS role,
-                   arg_max(s.attitude, s.version_id) AS attitude,
-                   arg_max(s.influence, s.version_id) AS influence,
-                   arg_max(s.removed, s.version_id) AS removed
+                   arg_max(s.role, (s.recorded_at, s.version_id)) AS role,
+                   arg_max(s.attitude, (s.recorded_at, s.version_id)) AS attitude,
+                   arg_max(s.influence, (s.recorded_at, s.version_id)) AS influence,
+                   arg_max(s.removed, (s.recorded_at, s.version_id)) AS removed
             FROM p JOIN stakeholders s
               ON s.deal_id = p.deal_id AND s.recorded_at < p.cutoff
             GROUP BY p.probe_id, s.stakeholder_id

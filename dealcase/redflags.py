@@ -16,10 +16,16 @@ import duckdb
 import pandas as pd
 
 from dealcase.case_capture import all_stakeholders_as_of
-from dealcase.case_quality import question_states, resolve_as_of
+from dealcase.case_quality import question_states
 from dealcase.changes import next_steps_versioned
 from dealcase.history import deals_as_of
-from dealcase.periods import end_of_day, fiscal_start_month, parse_quarter, quarter_of
+from dealcase.periods import (
+    end_of_day,
+    fiscal_start_month,
+    parse_quarter,
+    quarter_of,
+    resolve_as_of,
+)
 
 logger = logging.getLogger(__name__)
 

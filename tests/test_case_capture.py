@@ -328,3 +328,64 @@ def test_stakeholders_versions_and_removal(db):
         "Sam Okafor: added -> coach, growth",
         "Vera Lind: added -> economic, even_keel",
     ]
+
+
+def test_an_edit_after_records_stamped_later_today_is_the_latest(db):
+    """A demo built today, or a sheet imported earlier today, may hold
+    answers and people stamped later today than the clock: an edit made now
+    must still read as the latest, never be hidden behind them."""
+    now = dt.datetime.now().replace(microsecond=0)
+    ahead = now + dt.timedelta(hours=3)
+    with store.connect(db) as con:
+        store.set_meta(con, "today", now.date().isoformat())
+        version = record_answers(
+            con,
+            "D1",
+            [("champion", "confirmed", "Sponsor named")],
+            author="Demo Writer",
+            expected_version=0,
+            recorded_at=ahead,
+        )
+        record_answers(
+            con,
+            "D1",
+            [("champion", "risk", "Sponsor left")],
+            author="Ada Moreno",
+            expected_version=version,
+        )
+        saved = record_stakeholder(
+            con,
+            "D1",
+            {"name": "Ivo Marsh", "role": "coach"},
+            author="Demo Writer",
+            expected_version=0,
+            recorded_at=ahead,
+        )
+        record_stakeholder(
+            con,
+            "D1",
+            {
+                "stakeholder_id": saved.stakeholder_id,
+                "name": "Ivo Marsh",
+                "role": "coach",
+                "attitude": "trouble",
+            },
+            author="Ada Moreno",
+            expected_version=saved.version,
+        )
+        case = case_as_of(con, "D1").set_index("question_id")
+        people = stakeholders_as_of(con, "D1")
+    assert case.loc["champion", "status"] == "risk"
+    assert case.loc["champion", "answered_by"] == "Ada Moreno"
+    assert people.set_index("name").loc["Ivo Marsh", "attitude"] == "trouble"
+
+
+def test_recording_time_is_now_for_live_data_and_the_present_day_otherwise(db):
+    from dealcase.case_capture import recording_time
+
+    with store.connect(db) as con:
+        # the fixture's present, 2025-11-14, lies in the past
+        assert recording_time(con) == dt.datetime(2025, 11, 14, 23, 59, 59)
+        store.set_meta(con, "today", dt.date.today().isoformat())
+        moment = recording_time(con)
+    assert abs(moment - dt.datetime.now()) < dt.timedelta(seconds=5)

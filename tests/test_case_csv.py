@@ -147,6 +147,59 @@ def test_round_trip_and_reimport_adds_nothing(source, tmp_path):
     assert people_a[columns].equals(people_b[columns])
 
 
+def test_an_old_export_never_undoes_newer_answers(source, tmp_path):
+    """Export, then answers change (D1 budget at risk; D2 champion answered,
+    which the export wrote as a blank row; Vera Lind now in trouble), then
+    the old export comes back: the newer answers stay and the report says
+    why each old row was skipped. An exported row edited in the file is a
+    new answer."""
+    old = tmp_path / "old.csv"
+    with store.connect(source) as con:
+        export_case(con, old)
+        add_answer(con, "D1", "budget", "risk", dt.datetime(2025, 11, 12, 9))
+        add_answer(con, "D2", "champion", "confirmed", dt.datetime(2025, 11, 12, 9))
+        add_stakeholder(
+            con,
+            "D1",
+            "D1-P1",
+            name="Vera Lind",
+            role="economic",
+            attitude="trouble",
+            title="CFO",
+            recorded_at=dt.datetime(2025, 11, 12, 9),
+        )
+        report = import_case(con, old)
+        case_1 = case_as_of(con, "D1", AS_OF).set_index("question_id")
+        case_2 = case_as_of(con, "D2", AS_OF).set_index("question_id")
+        people = stakeholders_as_of(con, "D1", AS_OF).set_index("name")
+
+    assert report.doc["answers_added"] == 0
+    assert report.doc["answers_older_skipped"] == 1
+    assert report.doc["answers_blank_skipped"] == 1
+    assert report.doc["stakeholders_older_skipped"] == 1
+    assert len(report.notes) == 2
+    assert case_1.loc["budget", "status"] == "risk"
+    assert case_2.loc["champion", "status"] == "confirmed"
+    assert people.loc["Vera Lind", "attitude"] == "trouble"
+
+    # the current export, with D1 budget edited in the sheet
+    edited = tmp_path / "edited.csv"
+    with store.connect(source) as con:
+        export_case(con, edited)
+        rows = list(csv.DictReader(edited.open(encoding="utf-8")))
+        for row in rows:
+            if (row["deal_id"], row["question_id"]) == ("D1", "budget"):
+                row["status"] = "confirmed"
+        with edited.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        report = import_case(con, edited)
+        case_1 = case_as_of(con, "D1", AS_OF).set_index("question_id")
+    assert report.doc["answers_added"] == 1
+    assert case_1.loc["budget", "status"] == "confirmed"
+
+
 def test_new_rows_are_recorded_and_people_matched_by_name(source, tmp_path):
     answers = tmp_path / "sheet.csv"
     answers.write_text(

@@ -543,7 +543,43 @@ def filters() -> Filters:
     and skipped ``app.py``.
     """
     guarded(ensure_database)
+    refresh_questions()
     return sidebar()
+
+
+def questions_path() -> Path:
+    """The question set the app reads: ``DEALCASE_QUESTIONS`` or the shipped
+    ``data/questions.toml``."""
+    from dealcase.case_questions import DEFAULT_QUESTIONS
+
+    return Path(os.environ.get("DEALCASE_QUESTIONS") or DEFAULT_QUESTIONS)
+
+
+def refresh_questions() -> None:
+    """Bring the database's question set in line with the file, so a team's
+    change takes effect on the next rerun; a broken file is reported with
+    its line and the last valid set stays in effect. Checked again only when
+    the file or the database changes."""
+    path = questions_path()
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        stamp = None
+    error = guarded(_refreshed_questions, db_path(), version(), str(path), stamp)
+    if error:
+        st.sidebar.error(
+            f"The question set was not loaded: {error}. Scores, red flags and "
+            "coaching use the last valid set until the file is mended."
+        )
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _refreshed_questions(db: str, data_version, path: str, stamp) -> str | None:
+    from dealcase.case_questions import refresh_questions as refresh
+
+    with store.connect(db) as con:
+        _, error = refresh(con, path)
+    return error
 
 
 def top_reason(reasons) -> str:

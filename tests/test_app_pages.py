@@ -525,6 +525,39 @@ def test_data_page_reports_a_bad_file_with_its_line(monkeypatch, trained_db):
 # Business case ------------------------------------------------------------------
 
 
+def test_the_app_reads_the_question_set_and_reports_a_broken_one(
+    monkeypatch, trained_db, copy_db, tmp_path
+):
+    """A team edits the question set: the next page uses it (the metrics
+    question dropped, 13 questions left). A broken file is reported with its
+    line and the last valid set stays in effect."""
+    db = copy_db(trained_db)
+    shipped = (ROOT / "data" / "questions.toml").read_text(encoding="utf-8")
+    edited = tmp_path / "questions.toml"
+    start = shipped.index('[[question]]\nid = "metrics"')
+    end = shipped.index("[[question]]", start + 1)
+    edited.write_text(shipped[:start] + shipped[end:], encoding="utf-8")
+    monkeypatch.setenv("DEALCASE_QUESTIONS", str(edited))
+    no_errors(open_page(monkeypatch, db, "business_case"))
+    with store.connect(db) as con:
+        ids = [
+            r[0] for r in con.execute("SELECT question_id FROM questions").fetchall()
+        ]
+    assert len(ids) == 13 and "metrics" not in ids
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        shipped.replace('dimension = "budget"', 'dimension = "money"'), encoding="utf-8"
+    )
+    monkeypatch.setenv("DEALCASE_QUESTIONS", str(broken))
+    at = open_page(monkeypatch, db, "business_case")
+    assert not at.exception
+    message = " ".join(e.value for e in at.sidebar.error)
+    assert "broken.toml, line" in message and "unknown dimension 'money'" in message
+    with store.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM questions").fetchone()[0] == 13
+
+
 def _open_case(monkeypatch, db):
     at = open_page(monkeypatch, db, "business_case")
     no_errors(at)

@@ -104,9 +104,15 @@ class EditConflict(DealCaseError):
         self.changes = changes
         self.edit = edit
         if changes:
+            before = "added:" if part == "stakeholders" else "unanswered ->"
             listed = "; ".join(
-                f"{c['item']} {c['old'] or 'unanswered'} -> {c['new']} by "
-                f"{c['by'] or 'someone'} at {pd.Timestamp(c['at']):%Y-%m-%d %H:%M}"
+                (
+                    f"{c['item']} {c['old']} -> {c['new']}"
+                    if c["old"]
+                    else f"{c['item']} {before} {c['new']}"
+                )
+                + f" by {c['by'] or 'someone'} at "
+                f"{pd.Timestamp(c['at']):%Y-%m-%d %H:%M}"
                 for c in changes
             )
             what = f"{deal_id} changed while you were editing it ({listed})"

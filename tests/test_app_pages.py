@@ -293,6 +293,7 @@ def test_deal_page_shows_the_deal_and_its_likelihood(monkeypatch, trained_db, mo
     assert metric(at, "Amount") == ui.money(deal["amount"])
     assert metric(at, "Close likelihood") == ui.percent(deal["close_likelihood"])
     assert metric(at, "Slip risk") == ui.percent(deal["slip_risk"])
+    assert metric(at, "Case score") == f"{deal['case_score']:.0f}"
     case = library(trained_db, case_as_of, deal["deal_id"], DEMO_TODAY)
     assert len(table(at, columns=("text", "status", "evidence"))) == len(case)
 

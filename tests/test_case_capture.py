@@ -389,3 +389,27 @@ def test_recording_time_is_now_for_live_data_and_the_present_day_otherwise(db):
         store.set_meta(con, "today", dt.date.today().isoformat())
         moment = recording_time(con)
     assert abs(moment - dt.datetime.now()) < dt.timedelta(seconds=5)
+
+
+def test_a_conflict_names_a_person_added_meanwhile_as_added(db):
+    with store.connect(db) as con:
+        record_stakeholder(
+            con,
+            "D1",
+            {"name": "Olu Brandt", "role": "technical", "attitude": "even_keel"},
+            author="Ben Ito",
+            expected_version=0,
+            recorded_at=T1,
+        )
+        with pytest.raises(EditConflict) as caught:
+            record_stakeholder(
+                con,
+                "D1",
+                {"name": "Lee Chan", "role": "user"},
+                author="Ada Moreno",
+                expected_version=0,
+            )
+    assert (
+        "(Olu Brandt added: technical, even_keel by Ben Ito at 2025-11-14 10:05)"
+        in (str(caught.value))
+    )

@@ -414,6 +414,11 @@ def test_quote_never_closed_is_refused_not_swallowed(tmp_path):
     rows[2] = 'P2,Harbor Tools,"102,Open,2025-04-01'
     message = _refused(tmp_path, _rows(*rows), line=4, column="Amount")
     assert "never closed" in message and "lines 4 to 11" in message
+    # far from the end, the open cell outgrows the csv module's limit first
+    rows = [f"P{i},Plain {i},{100 + i},Open,2025-04-01" for i in range(8000)]
+    rows[2] = 'P2,"Harbor Tools,102,Open,2025-04-01'
+    message = _refused(tmp_path, _rows(*rows), line=4)
+    assert "opened and never closed" in message
 
 
 def test_excel_workbook(tmp_path):

@@ -71,7 +71,7 @@ st.caption(
     )
 )
 
-cols = st.columns(4)
+cols = st.columns(5)
 cols[0].metric("Amount", ui.money(deal["amount"], currency))
 cols[1].metric("Stage", str(deal["stage"]))
 close_date = pd.to_datetime(deal["close_date"])
@@ -83,6 +83,13 @@ cols[3].metric(
     str(deal["forecast_category"]).replace("_", " ").capitalize()
     if pd.notna(deal["forecast_category"])
     else "none",
+)
+case_score = ui.query("dealcase.case.case_scores", filters.as_of, [deal_id])
+cols[4].metric(
+    "Case score",
+    "n/a" if case_score.empty else f"{case_score.iloc[0]['case_score']:.0f}",
+    help="0-100: how much of the business case is confirmed (the Business "
+    "case page shows how it is computed).",
 )
 
 is_open = deal["outcome"] == "open"

@@ -828,11 +828,13 @@ def _parse_with_csv(
         except StopIteration:
             break
         except csv.Error as exc:
-            raise InputError(
-                f"cannot read the row: {exc}",
-                file=path,
-                line=first_line + previous_end,
-            ) from exc
+            reason = f"cannot read the row: {exc}"
+            if "field larger than field limit" in str(exc):
+                reason = (
+                    f"a cell starting in this row runs past {csv.field_size_limit():,} "
+                    "characters: check for a quote that is opened and never closed"
+                )
+            raise InputError(reason, file=path, line=first_line + previous_end) from exc
         line = first_line + previous_end
         previous_end = reader.line_num
         if not cells:

@@ -189,6 +189,7 @@ def _run(args: argparse.Namespace):
         if args.action == "import":
             _require_files([args.file])
         with store.connect(args.db) as con:
+            _refresh_questions(con)
             return function(con, args.file)
 
     module_name, function_name, names = COMMANDS[args.command]
@@ -201,7 +202,24 @@ def _run(args: argparse.Namespace):
     with store.new_file_removed_on_failure(args.db):
         with store.connect(args.db) as con:
             _require_known_dates(con, args)
+            if args.command not in CREATES_DATABASE:
+                _refresh_questions(con)
             return function(con, **kwargs)
+
+
+def _refresh_questions(con) -> None:
+    """Use the question set file (``DEALCASE_QUESTIONS`` or the shipped one),
+    as the app does; a broken file is reported and the last valid set kept."""
+    from dealcase.case_questions import DEFAULT_QUESTIONS, refresh_questions
+
+    path = os.environ.get("DEALCASE_QUESTIONS") or DEFAULT_QUESTIONS
+    _, error = refresh_questions(con, path)
+    if error:
+        print(
+            f"warning: the question set was not loaded: {error}; the last valid "
+            "set is used",
+            file=sys.stderr,
+        )
 
 
 def _require_known_dates(con, args: argparse.Namespace) -> None:

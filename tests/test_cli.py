@@ -91,3 +91,27 @@ def test_failed_first_import_leaves_no_database_file(tmp_path):
     assert "deals.csv" in result.stderr
     assert not db.exists()
     assert not (tmp_path / "new.duckdb.wal").exists()
+
+
+def test_a_broken_question_set_is_reported_and_the_last_valid_one_used(
+    demo_db, copy_db, tmp_path
+):
+    import os
+
+    broken = tmp_path / "questions.toml"
+    shipped = (ROOT / "data" / "questions.toml").read_text(encoding="utf-8")
+    broken.write_text(shipped.replace('id = "budget"', 'id = "pain"'), "utf-8")
+    env = {**os.environ, "DEALCASE_QUESTIONS": str(broken)}
+    db = str(copy_db(demo_db))
+    result = subprocess.run(
+        [sys.executable, "-m", "dealcase", "deals", "--db", db, "--quarter", "2025Q4"]
+        + ["--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warning: the question set was not loaded" in result.stderr
+    assert "questions.toml, line" in result.stderr and "used twice" in result.stderr
+    assert json.loads(result.stdout)

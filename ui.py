@@ -547,6 +547,12 @@ def filters() -> Filters:
     return sidebar()
 
 
+def _author_default(owner: str | None) -> str:
+    """Who a case form says is editing: the name last saved with in this
+    browser session, else the deal's owner (a rep on their own deal)."""
+    return st.session_state.get("case_author") or owner or ""
+
+
 def questions_path() -> Path:
     """The question set the app reads: ``DEALCASE_QUESTIONS`` or the shipped
     ``data/questions.toml``."""
@@ -749,7 +755,7 @@ def case_editor(deal_id: str, *, key: str, owner: str | None = None) -> None:
     current = query("dealcase.case.case_as_of", deal_id, today)
     if f"{prefix}_author" not in st.session_state:
         # The form is drawn afresh: fill it from the case and keep its token.
-        st.session_state[f"{prefix}_author"] = owner or ""
+        st.session_state[f"{prefix}_author"] = _author_default(owner)
         st.session_state[f"{prefix}_baseline"] = {}
         _hold_version(prefix, deal_id, "answers")
     _follow_case(prefix, current)
@@ -805,6 +811,7 @@ def case_editor(deal_id: str, *, key: str, owner: str | None = None) -> None:
     if not author.strip():
         st.error("Enter your name before saving; it is stored with the answers.")
         return
+    st.session_state["case_author"] = author.strip()
     answers = _changed_answers(prefix, current)
     if not answers:
         st.info("Nothing changed, so nothing was saved.")
@@ -961,7 +968,7 @@ def stakeholder_editor(deal_id: str, *, key: str, owner: str | None = None) -> N
         st.session_state[f"{form}_influence"] = field("influence", case.INFLUENCES[1])
         st.session_state[f"{form}_attitude"] = field("attitude", "even_keel")
         st.session_state[f"{form}_last_contact"] = _as_date(field("last_contact"))
-        st.session_state[f"{form}_author"] = owner or ""
+        st.session_state[f"{form}_author"] = _author_default(owner)
 
     with st.form(f"{form}_form", border=True):
         left, right = st.columns(2)
@@ -996,6 +1003,7 @@ def stakeholder_editor(deal_id: str, *, key: str, owner: str | None = None) -> N
     if not author.strip():
         st.error("Enter your name before saving; it is stored with the change.")
         return
+    st.session_state["case_author"] = author.strip()
     person = case.Stakeholder(
         name=name,
         role=role,

@@ -576,6 +576,7 @@ def test_saving_an_answer_changes_the_score(monkeypatch, trained_db, copy_db):
 
     at.selectbox(key=f"{prefix}_{question}_status").select("confirmed")
     at.text_input(key=f"{prefix}_{question}_evidence").input("CFO said so on a call")
+    at.text_input(key=f"{prefix}_author").input("Mara Quinn")
     submit(at, "Save answers")
     no_errors(at)
 
@@ -585,6 +586,20 @@ def test_saving_an_answer_changes_the_score(monkeypatch, trained_db, copy_db):
     saved = library(db, case_as_of, deal_id, DEMO_TODAY).set_index("question_id")
     assert saved.loc[question, "status"] == "confirmed"
     assert saved.loc[question, "evidence"] == "CFO said so on a call"
+    assert saved.loc[question, "answered_by"] == "Mara Quinn"
+
+    # the next deal's form says who is editing: the name just saved with
+    labels = at.selectbox(key="business_case_deal").options
+    other = next(
+        label.rsplit("(", 1)[1].split(",")[0]
+        for label in labels
+        if deal_id not in label
+    )
+    at.selectbox(key="business_case_deal").set_value(other).run()
+    no_errors(at)
+    assert at.text_input(key=f"business_case_editor_{other}_author").value == (
+        "Mara Quinn"
+    )
 
 
 def test_an_edit_conflict_keeps_what_was_typed(monkeypatch, trained_db, copy_db):

@@ -245,12 +245,39 @@ def _check_not_after(day, moment, where, column) -> None:
         )
 
 
+MAX_LISTED_ERRORS = 10
+
+
+def _raise_all(errors: list[InputError]) -> None:
+    """One error naming the first bad row (file, line, column) and listing
+    where the others are, so a sheet is mended in one pass."""
+    if not errors:
+        return
+    first = errors[0]
+    if len(errors) == 1:
+        raise first
+    listed = ", ".join(
+        f"line {e.line}" + (f" ({e.column})" if e.column else "")
+        for e in errors[1 : 1 + MAX_LISTED_ERRORS]
+    )
+    more = len(errors) - 1 - MAX_LISTED_ERRORS
+    raise InputError(
+        f"{first.reason}; {len(errors) - 1} more row(s) with problems: {listed}"
+        + (f" and {more} more" if more > 0 else ""),
+        file=first.file,
+        line=first.line,
+        column=first.column,
+    )
+
+
 def _answer_rows(con, path: Path, deals: set[str], now: dt.datetime):
     questions = current_questions(con)
     rows = _read(path, REQUIRED_ANSWER, ANSWER_COLUMNS)
     checked = []
     seen: dict[tuple[str, str], int] = {}
-    for line, row in rows:
+    errors: list[InputError] = []
+
+    def check(line, row):
         where = {"file": path, "line": line}
         if row["deal_id"] not in deals:
             raise InputError(
@@ -300,13 +327,22 @@ def _answer_rows(con, path: Path, deals: set[str], now: dt.datetime):
                 and recorded_at is None,
             }
         )
+
+    for line, row in rows:
+        try:
+            check(line, row)
+        except InputError as error:
+            errors.append(error)
+    _raise_all(errors)
     return checked
 
 
 def _stakeholder_rows(path: Path, deals: set[str], now: dt.datetime):
     rows = _read(path, REQUIRED_STAKEHOLDER, STAKEHOLDER_COLUMNS)
     checked = []
-    for line, row in rows:
+    errors: list[InputError] = []
+
+    def check(line, row):
         where = {"file": path, "line": line}
         if row["deal_id"] not in deals:
             raise InputError(
@@ -353,6 +389,13 @@ def _stakeholder_rows(path: Path, deals: set[str], now: dt.datetime):
                 "recorded_at": recorded_at,
             }
         )
+
+    for line, row in rows:
+        try:
+            check(line, row)
+        except InputError as error:
+            errors.append(error)
+    _raise_all(errors)
     return checked
 
 

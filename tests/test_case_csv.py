@@ -259,6 +259,23 @@ def test_bad_row_stops_everything(unchanged_source, tmp_path, row, column, words
     assert after == before
 
 
+def test_every_bad_row_is_named_at_once(unchanged_source, tmp_path):
+    sheet = tmp_path / "bad.csv"
+    sheet.write_text(
+        f"{HEADER}\nD1,budget,budget,risk,,,,\nD1,pain,pain,confirmed,,2026-13-40,,\n"
+        "D2,impact,impact,confirmed,,,,\nD2,pain,pain,confrimed,,,,\n"
+        "D9,pain,pain,risk,,,,\n",
+        encoding="utf-8",
+    )
+    with store.connect(unchanged_source) as con, pytest.raises(InputError) as caught:
+        import_case(con, sheet)
+    error = caught.value
+    assert (error.line, error.column) == (3, "learned_on")
+    assert "2 more row(s) with problems: line 5 (status), line 6 (deal_id)" in str(
+        error
+    )
+
+
 def test_bad_stakeholder_row_names_its_file(source, tmp_path):
     sheet = tmp_path / "s.csv"
     sheet.write_text(f"{HEADER}\nD1,budget,budget,risk,,,,\n", encoding="utf-8")

@@ -248,9 +248,16 @@ def _check_not_after(day, moment, where, column) -> None:
 MAX_LISTED_ERRORS = 10
 
 
-def _raise_all(errors: list[InputError]) -> None:
-    """One error naming the first bad row (file, line, column) and listing
-    where the others are, so a sheet is mended in one pass."""
+def _check_each(rows, check) -> None:
+    """Run ``check(line, row)`` on every row; then raise one error naming the
+    first bad row (file, line, column) and listing where the others are, so
+    a sheet is mended in one pass."""
+    errors: list[InputError] = []
+    for line, row in rows:
+        try:
+            check(line, row)
+        except InputError as error:
+            errors.append(error)
     if not errors:
         return
     first = errors[0]
@@ -275,7 +282,6 @@ def _answer_rows(con, path: Path, deals: set[str], now: dt.datetime):
     rows = _read(path, REQUIRED_ANSWER, ANSWER_COLUMNS)
     checked = []
     seen: dict[tuple[str, str], int] = {}
-    errors: list[InputError] = []
 
     def check(line, row):
         where = {"file": path, "line": line}
@@ -328,19 +334,13 @@ def _answer_rows(con, path: Path, deals: set[str], now: dt.datetime):
             }
         )
 
-    for line, row in rows:
-        try:
-            check(line, row)
-        except InputError as error:
-            errors.append(error)
-    _raise_all(errors)
+    _check_each(rows, check)
     return checked
 
 
 def _stakeholder_rows(path: Path, deals: set[str], now: dt.datetime):
     rows = _read(path, REQUIRED_STAKEHOLDER, STAKEHOLDER_COLUMNS)
     checked = []
-    errors: list[InputError] = []
 
     def check(line, row):
         where = {"file": path, "line": line}
@@ -390,12 +390,7 @@ def _stakeholder_rows(path: Path, deals: set[str], now: dt.datetime):
             }
         )
 
-    for line, row in rows:
-        try:
-            check(line, row)
-        except InputError as error:
-            errors.append(error)
-    _raise_all(errors)
+    _check_each(rows, check)
     return checked
 
 

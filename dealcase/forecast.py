@@ -51,7 +51,7 @@ from dealcase.periods import (
     resolve_as_of,
 )
 from dealcase.report import Report
-from dealcase.store import data_fingerprint, get_meta
+from dealcase.store import Remembered, get_meta
 from dealcase.timing import TimingModel, fit_timing, open_deal_state
 
 logger = logging.getLogger(__name__)
@@ -481,8 +481,7 @@ class _OpenDeals:
     model: object  # held so that its id, part of the cache key, is not reused
 
 
-_OPEN_DEALS: dict[tuple, _OpenDeals] = {}
-MAX_CACHED_OPEN_DEALS = 8
+_OPEN_DEALS = Remembered(size=8)
 
 
 def _remembered_open_deals(con, quarter: Quarter, as_of, scores, model) -> _OpenDeals:
@@ -492,12 +491,11 @@ def _remembered_open_deals(con, quarter: Quarter, as_of, scores, model) -> _Open
     not remembered (a frame or a callable is not a key)."""
     if scores is not None:
         return _open_deals(con, quarter, as_of, scores, model)
-    key = (data_fingerprint(con), quarter.name, quarter.start, as_of, id(model))
-    if key not in _OPEN_DEALS:
-        if len(_OPEN_DEALS) >= MAX_CACHED_OPEN_DEALS:
-            _OPEN_DEALS.pop(next(iter(_OPEN_DEALS)))
-        _OPEN_DEALS[key] = _open_deals(con, quarter, as_of, None, model)
-    return _OPEN_DEALS[key]
+    return _OPEN_DEALS.get(
+        con,
+        (quarter.name, quarter.start, as_of, id(model)),
+        lambda: _open_deals(con, quarter, as_of, None, model),
+    )
 
 
 def _open_deals(con, quarter: Quarter, as_of, scores, model) -> _OpenDeals:
@@ -529,7 +527,7 @@ def _open_deals(con, quarter: Quarter, as_of, scores, model) -> _OpenDeals:
         open_deals["timing_basis"] = deal_timing["timing_basis"]
         estimated = likelihood * open_deals["p_timing"]
         if scores is None and given.isna().all():
-            ratio, drift = _remembered_check(con, as_of, quarter, model, notes)
+            ratio, drift = _recent_check(con, as_of, quarter, model, notes)
             estimated = estimated * ratio
         open_deals["p_in_quarter"] = np.where(
             given.notna(), given, estimated.clip(0.0, 1.0)
@@ -609,30 +607,6 @@ def _shift_to_recent_win_rate(con, as_of, frame, notes) -> pd.DataFrame:
         "likelihoods moved accordingly"
     )
     return frame
-
-
-_CHECKS: dict[tuple, tuple] = {}
-MAX_CACHED_CHECKS = 32
-
-
-def _remembered_check(con, as_of, quarter: Quarter, model, notes):
-    """:func:`_recent_check`, remembered per data, quarter, date and model.
-
-    The check replays past quarters for the whole company, whatever the
-    grouping, so a forecast by owner after one by team (as the Forecast page
-    does when a team is chosen) reuses it. The cached entry keeps a
-    reference to the model, so its ``id`` cannot be reused while cached.
-    """
-    key = (data_fingerprint(con), quarter.name, as_of, id(model))
-    if key not in _CHECKS:
-        if len(_CHECKS) >= MAX_CACHED_CHECKS:
-            _CHECKS.pop(next(iter(_CHECKS)))
-        check_notes: list[str] = []
-        result = _recent_check(con, as_of, quarter, model, check_notes)
-        _CHECKS[key] = (result, check_notes, model)
-    result, check_notes, _ = _CHECKS[key]
-    notes.extend(check_notes)
-    return result
 
 
 def _recent_check(con, as_of, quarter: Quarter, model, notes) -> tuple[float, float]:

@@ -61,7 +61,7 @@ from dealcase.model_reasons import group_of, reason_lists
 from dealcase.model_shapley import tree_group_shapley
 from dealcase.periods import fiscal_start_month, parse_date, quarter_of, resolve_as_of
 from dealcase.report import Report
-from dealcase.store import data_fingerprint
+from dealcase.store import Remembered
 
 logger = logging.getLogger(__name__)
 
@@ -677,8 +677,7 @@ def score_deals(
     return score_rows(model, rows, reasons=reasons)
 
 
-_FITTED: dict[tuple, CloseModel] = {}
-MAX_CACHED_FITS = 16
+_FITTED = Remembered(size=16)
 
 
 def model_for_date(con: duckdb.DuckDBPyConnection, as_of) -> CloseModel:
@@ -730,12 +729,7 @@ def cached_fit(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> CloseModel:
     """:func:`fit_model` at ``as_of``, remembered while the data it reads is
     unchanged (keyed on :func:`dealcase.store.data_fingerprint`), so that a
     backtest, a trend or repeated scoring fits each date once."""
-    key = (data_fingerprint(con), as_of)
-    if key not in _FITTED:
-        if len(_FITTED) >= MAX_CACHED_FITS:
-            _FITTED.pop(next(iter(_FITTED)))
-        _FITTED[key] = fit_model(con, as_of)
-    return _FITTED[key]
+    return _FITTED.get(con, (as_of,), lambda: fit_model(con, as_of))
 
 
 def score_rows(

@@ -48,7 +48,7 @@ from dealcase.changes import (
 from dealcase.history import deals_as_of
 from dealcase.periods import Quarter, fiscal_start_month, quarter_of, resolve_as_of
 from dealcase.report import Report
-from dealcase.store import data_version, get_meta
+from dealcase.store import Remembered, get_meta
 
 __all__ = [
     "STEP_KINDS",
@@ -997,20 +997,19 @@ class SlipModel:
     mean: np.ndarray | None = None
 
 
-# Fitted models by (database file, its data version, as_of): the deal pages
-# ask for one deal at a time, and the fit does not change between them.
-_MODEL_CACHE: dict[tuple, SlipModel] = {}
-_MODEL_CACHE_SIZE = 8
+# Fitted models by data and as_of: the deal pages ask for one deal at a
+# time, and the fit does not change between them.
+_MODEL_CACHE = Remembered(size=8)
 
 
 def fit_slip_model(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> SlipModel:
     """Fit the slip-risk model on the pipelines of the quarters that had ended
-    by ``as_of`` (see :func:`slip_risk`); reused while the file is unchanged."""
-    from sklearn.linear_model import LogisticRegression
+    by ``as_of`` (see :func:`slip_risk`); reused while the data is unchanged."""
+    return _MODEL_CACHE.get(con, (as_of,), lambda: _fit_slip_model(con, as_of))
 
-    key = _cache_key(con, as_of)
-    if key is not None and key in _MODEL_CACHE:
-        return _MODEL_CACHE[key]
+
+def _fit_slip_model(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> SlipModel:
+    from sklearn.linear_model import LogisticRegression
 
     training = slip_training_rows(con, closed_quarters(con, as_of))
     train, signals = slip_signals(
@@ -1050,22 +1049,7 @@ def fit_slip_model(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> SlipModel:
         fitted.coef = model.coef_[0]
         fitted.intercept = float(model.intercept_[0])
         fitted.mean = x_train.mean(axis=0)
-
-    if key is not None:
-        if len(_MODEL_CACHE) >= _MODEL_CACHE_SIZE:
-            _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
-        _MODEL_CACHE[key] = fitted
     return fitted
-
-
-def _cache_key(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> tuple | None:
-    """(file, data version, as_of), or None for an in-memory database."""
-    row = con.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchone()
-    if not row or not row[0]:
-        return None
-    return (row[0], data_version(row[0]), as_of)
 
 
 def slip_risk(

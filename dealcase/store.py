@@ -448,3 +448,32 @@ def data_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple:
             """
         ).fetchall()[0]
     )
+
+
+class Remembered:
+    """Results computed from the data, kept in memory while it is unchanged.
+
+    Entries are keyed on :func:`data_fingerprint` and the caller's key, so
+    any write to the tables it covers makes earlier entries unreachable;
+    past ``size`` entries the oldest is dropped.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: dict[tuple, object] = {}
+
+    def get(self, con: duckdb.DuckDBPyConnection, key: tuple, compute):
+        """The entry for ``key`` on this data, computed by ``compute()`` (no
+        arguments) when missing."""
+        full = (data_fingerprint(con), *key)
+        if full not in self._items:
+            if len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            self._items[full] = compute()
+        return self._items[full]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -113,3 +113,16 @@ def test_a_file_of_another_kind_is_refused_not_opened_in_memory(tmp_path):
         with store.connect(csv):
             pass
     assert csv.read_text() == "id,amount\n1,100\n"
+
+
+def test_remembered_results_follow_the_data(tmp_path):
+    calls = []
+    memo = store.Remembered(size=2)
+    with store.connect(tmp_path / "m.duckdb") as con:
+        first = memo.get(con, ("a",), lambda: calls.append("a") or len(calls))
+        assert memo.get(con, ("a",), lambda: calls.append("again")) == first
+        store.set_meta(con, "today", "2025-01-02")  # the data changed
+        assert memo.get(con, ("a",), lambda: calls.append("a2") or len(calls)) == 2
+        memo.get(con, ("b",), lambda: calls.append("b"))
+    assert calls == ["a", "a2", "b"]
+    assert len(memo) == 2  # the oldest entry was dropped

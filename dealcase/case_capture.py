@@ -359,21 +359,29 @@ def recording_time(con: duckdb.DuckDBPyConnection) -> dt.datetime:
 _RECORDED_IN = {"answers": "case_answers", "stakeholders": "stakeholders"}
 
 
+def edit_times(con, part: str, deal_ids) -> dict[str, dt.datetime]:
+    """When an edit made now to each deal's answers or stakeholders
+    (``part``) is recorded: :func:`recording_time`, moved up to the deal's
+    latest record when one is stamped later (the demo's present day, or an
+    import made earlier today, may carry later times), so that a new edit
+    always reads as the latest (equal times are ordered by id)."""
+    when = recording_time(con)
+    ids = sorted({str(d) for d in deal_ids})
+    latest = dict(
+        con.execute(
+            f"SELECT deal_id, max(recorded_at) FROM {_RECORDED_IN[part]} "
+            "WHERE list_contains(?, deal_id) GROUP BY deal_id",
+            [ids],
+        ).fetchall()
+    )
+    return {d: max(when, latest.get(d) or when) for d in ids}
+
+
 def _recorded_at(con, deal_id: str, part: str, recorded_at) -> dt.datetime:
-    """``recorded_at`` when given; else :func:`recording_time`, moved up to
-    the deal's latest record when one is stamped later (the demo's present
-    day, or an import made earlier today, may carry later times), so that a
-    new edit always reads as the latest (equal times are ordered by id)."""
+    """``recorded_at`` when given, else :func:`edit_times` of the deal."""
     if recorded_at is not None:
         return pd.Timestamp(recorded_at).to_pydatetime()
-    when = recording_time(con)
-    latest = con.execute(
-        f"SELECT max(recorded_at) FROM {_RECORDED_IN[part]} WHERE deal_id = ?",
-        [deal_id],
-    ).fetchone()[0]
-    if latest is not None and latest > when:
-        return latest
-    return when
+    return edit_times(con, part, [deal_id])[str(deal_id)]
 
 
 def record_answers(

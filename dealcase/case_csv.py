@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from dealcase.case_capture import ATTITUDES, INFLUENCES, ROLES, recording_time
+from dealcase.case_capture import ATTITUDES, INFLUENCES, ROLES, edit_times
 from dealcase.case_questions import current_questions
 from dealcase.errors import InputError
 from dealcase.periods import end_of_day, resolve_as_of
@@ -507,28 +507,19 @@ def _new_stakeholders(con, rows: list[dict], skipped: dict) -> list[dict]:
     return fresh
 
 
-def _stamp(con, rows: list[dict], table: str) -> list[dict]:
+def _stamp(con, rows: list[dict], part: str) -> list[dict]:
     """Give rows without ``recorded_at`` the moment an edit made now is
-    recorded (:func:`dealcase.case_capture.recording_time`), moved up to the
-    deal's latest record when that is stamped later."""
-    if all(row["recorded_at"] is not None for row in rows):
+    recorded (:func:`dealcase.case_capture.edit_times`)."""
+    unstamped = [row["deal_id"] for row in rows if row["recorded_at"] is None]
+    if not unstamped:
         return rows
-    when = recording_time(con)
-    latest = dict(
-        con.execute(
-            f"SELECT deal_id, max(recorded_at) FROM {table} GROUP BY deal_id"
-        ).fetchall()
-    )
-    stamped = []
-    for row in rows:
-        if row["recorded_at"] is None:
-            last = latest.get(row["deal_id"])
-            moment = when
-            if last is not None and last > when:
-                moment = last  # equal times are ordered by id: this one wins
-            row = {**row, "recorded_at": moment}
-        stamped.append(row)
-    return stamped
+    times = edit_times(con, part, unstamped)
+    return [
+        row
+        if row["recorded_at"] is not None
+        else {**row, "recorded_at": times[row["deal_id"]]}
+        for row in rows
+    ]
 
 
 _ANSWER_INSERT = (
@@ -589,7 +580,7 @@ def import_case(con: duckdb.DuckDBPyConnection, path: str | os.PathLike) -> Repo
 
     skipped = {"answers_older": 0, "answers_blank": 0, "stakeholders_older": 0}
     with transaction(con):
-        new_answers = _stamp(con, _new_answers(con, answers, skipped), "case_answers")
+        new_answers = _stamp(con, _new_answers(con, answers, skipped), "answers")
         new_people = _stamp(
             con, _new_stakeholders(con, people, skipped), "stakeholders"
         )

@@ -553,19 +553,13 @@ def _author_default(owner: str | None) -> str:
     return st.session_state.get("case_author") or owner or ""
 
 
-def questions_path() -> Path:
-    """The question set the app reads: ``DEALCASE_QUESTIONS`` or the shipped
-    ``data/questions.toml``."""
-    from dealcase.case_questions import DEFAULT_QUESTIONS
-
-    return Path(os.environ.get("DEALCASE_QUESTIONS") or DEFAULT_QUESTIONS)
-
-
 def refresh_questions() -> None:
     """Bring the database's question set in line with the file, so a team's
     change takes effect on the next rerun; a broken file is reported with
     its line and the last valid set stays in effect. Checked again only when
     the file or the database changes."""
+    from dealcase.case_questions import questions_path
+
     path = questions_path()
     try:
         stamp = path.stat().st_mtime_ns

@@ -30,6 +30,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "questions.toml"
 
+
+def questions_path() -> Path:
+    """The question set file in use: ``DEALCASE_QUESTIONS`` or the shipped
+    ``data/questions.toml``."""
+    return Path(os.environ.get("DEALCASE_QUESTIONS") or DEFAULT_QUESTIONS)
+
+
 # The fixed dimensions, in the order pages and tables show them.
 DIMENSIONS = (
     "pain",

@@ -210,10 +210,9 @@ def _run(args: argparse.Namespace):
 def _refresh_questions(con) -> None:
     """Use the question set file (``DEALCASE_QUESTIONS`` or the shipped one),
     as the app does; a broken file is reported and the last valid set kept."""
-    from dealcase.case_questions import DEFAULT_QUESTIONS, refresh_questions
+    from dealcase.case_questions import questions_path, refresh_questions
 
-    path = os.environ.get("DEALCASE_QUESTIONS") or DEFAULT_QUESTIONS
-    _, error = refresh_questions(con, path)
+    _, error = refresh_questions(con, questions_path())
     if error:
         print(
             f"warning: the question set was not loaded: {error}; the last valid "

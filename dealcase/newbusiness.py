@@ -191,6 +191,15 @@ def estimate_new_business(
     return parts, notes
 
 
+def _first_close(con, as_of: dt.date) -> dt.date | None:
+    """The first day a deal was recorded closed, up to ``as_of``."""
+    return con.execute(
+        "SELECT min(closed_on) FROM deals WHERE outcome IN ('won', 'lost') "
+        "AND closed_on <= ?",
+        [as_of],
+    ).fetchone()[0]
+
+
 def _past_quarters_replay(con, as_of: dt.date, quarter: Quarter, by: str):
     """What deals created after the same day of the last
     :data:`REPLAY_QUARTERS` quarters won by those quarters' ends, against
@@ -204,11 +213,7 @@ def _past_quarters_replay(con, as_of: dt.date, quarter: Quarter, by: str):
     end by the quarter-end rush, which a cycle length alone does not show.
     Only quarters that began on or after the first recorded close count.
     """
-    first_close = con.execute(
-        "SELECT min(closed_on) FROM deals WHERE outcome IN ('won', 'lost') "
-        "AND closed_on <= ?",
-        [as_of],
-    ).fetchone()[0]
+    first_close = _first_close(con, as_of)
     if first_close is None:
         return None
     offset = dt.timedelta(days=max((as_of - quarter.start).days, 0))
@@ -285,11 +290,7 @@ def _fast_wins(con, as_of: dt.date, days_left: int, by: str):
     business are the cohort's won amounts drawn in proportion to it, so
     that fast (often small) wins count as much as they occur.
     """
-    first_close = con.execute(
-        "SELECT min(closed_on) FROM deals WHERE outcome IN ('won', 'lost') "
-        "AND closed_on <= ?",
-        [as_of],
-    ).fetchone()[0]
+    first_close = _first_close(con, as_of)
     if first_close is None:
         return None
     start = max(as_of - dt.timedelta(days=COHORT_DAYS), first_close)
